@@ -1,0 +1,86 @@
+//! The command line (SPEC section 11), as clap definitions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand};
+
+use crate::units::{parse_duration, parse_size};
+
+/// Runs Lua job files on intervals and shows them live in a terminal dashboard.
+#[derive(Debug, Parser)]
+#[command(name = "jobtop", version, about, long_about = None)]
+pub struct Cli {
+    /// The configuration file; its directory anchors `jobs/` and `.jobtop/`.
+    #[arg(long, global = true, value_name = "FILE", default_value = "jobs.yaml")]
+    pub config: PathBuf,
+
+    /// What to do; with none, jobtop opens the dashboard.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one job file once, now or at a chosen time, and print its log lines and result.
+    Try(TryArgs),
+}
+
+/// `jobtop try FILE ...`
+#[derive(Debug, Args)]
+pub struct TryArgs {
+    /// The job file to run.
+    pub file: PathBuf,
+
+    /// The scheduled time the helpers report, in RFC 3339 (default: now).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_at)]
+    pub at: Option<DateTime<Utc>>,
+
+    /// The IANA zone `true` selects in the helpers (default: the system's).
+    #[arg(long, value_name = "ZONE", value_parser = parse_zone)]
+    pub tz: Option<Tz>,
+
+    /// Wall-clock limit of the run: 500ms, 30s, 5m ...
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, default_value = "30s")]
+    pub timeout: Duration,
+
+    /// Lua heap limit of the run: 16MiB, 512KiB ...
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory, default_value = "64MiB")]
+    pub memory: u64,
+
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_at(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{e}: expected an RFC 3339 time such as 2023-10-12T01:02:03Z or 2023-10-12T03:02:03+02:00"))
+}
+
+/// Reads an IANA zone name; the error says what is expected.
+pub fn parse_zone(text: &str) -> Result<Tz, String> {
+    text.parse::<Tz>().map_err(|_| {
+        format!("unknown time zone {text:?}: expected an IANA name such as UTC, Europe/Berlin or America/New_York")
+    })
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("a timeout of zero: expected a positive duration".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    match parse_size(text) {
+        Ok(0) => Err("a memory limit of zero: expected a positive size".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}

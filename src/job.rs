@@ -1,0 +1,230 @@
+//! The shared vocabulary of jobtop: what a run can end with and what state a job is in.
+//!
+//! The words here are the ones operators read in the dashboard and scripts read in JSON
+//! (SPEC section 10), so their spelling is part of the contract.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// How one run of a job file ended (SPEC sections 4, 5 and 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunResult {
+    /// `job.OK`, `job.DONE` or `true`: run again at the next interval.
+    Ok,
+    /// `job.EXIT`, `job.STOP` or `false`: no more runs until reload or restart.
+    Exit,
+    /// `job.CANCEL`: deactivated, persisted.
+    Cancel,
+    /// `job.SLEEP`: no run for 24 hours.
+    Sleep,
+    /// `job.run()` returned something that is not one of the constants.
+    Invalid,
+    /// The job raised an error (or is not a proper job table).
+    Error,
+    /// The job file does not compile.
+    Syntax,
+    /// The job file does not exist.
+    Missing,
+    /// The run passed its wall-clock limit.
+    Timeout,
+    /// The run passed its Lua heap limit.
+    Memory,
+    /// The run was stopped by an operator or by shutdown.
+    Aborted,
+    /// A due time came while the previous run was still going.
+    Skipped,
+}
+
+impl RunResult {
+    /// Every result, in the order the SPEC lists them.
+    pub const ALL: [RunResult; 12] = [
+        RunResult::Ok,
+        RunResult::Exit,
+        RunResult::Cancel,
+        RunResult::Sleep,
+        RunResult::Invalid,
+        RunResult::Error,
+        RunResult::Syntax,
+        RunResult::Missing,
+        RunResult::Timeout,
+        RunResult::Memory,
+        RunResult::Aborted,
+        RunResult::Skipped,
+    ];
+
+    /// The word used in the dashboard, the CLI and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Ok => "ok",
+            RunResult::Exit => "exit",
+            RunResult::Cancel => "cancel",
+            RunResult::Sleep => "sleep",
+            RunResult::Invalid => "invalid",
+            RunResult::Error => "error",
+            RunResult::Syntax => "syntax",
+            RunResult::Missing => "missing",
+            RunResult::Timeout => "timeout",
+            RunResult::Memory => "memory",
+            RunResult::Aborted => "aborted",
+            RunResult::Skipped => "skipped",
+        }
+    }
+
+    /// Results that deactivate the job and store a last error (SPEC section 5, and `invalid`).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            RunResult::Invalid
+                | RunResult::Error
+                | RunResult::Syntax
+                | RunResult::Missing
+                | RunResult::Timeout
+                | RunResult::Memory
+        )
+    }
+}
+
+impl fmt::Display for RunResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not one of the known result or status words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {word:?}: expected one of {expected}")]
+pub struct UnknownWord {
+    kind: &'static str,
+    word: String,
+    expected: String,
+}
+
+impl FromStr for RunResult {
+    type Err = UnknownWord;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunResult::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownWord {
+                kind: "result",
+                word: s.to_string(),
+                expected: RunResult::ALL.map(RunResult::as_str).join(", "),
+            })
+    }
+}
+
+/// Where a job stands right now (SPEC section 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// Active, next run scheduled.
+    Waiting,
+    /// A run is in progress.
+    Running,
+    /// Returned `job.EXIT`: idle until reload or restart.
+    Stopped,
+    /// Returned `job.SLEEP`: idle for 24 hours.
+    Sleeping,
+    /// A `run_once` job that has had its run for this service start.
+    Done,
+    /// Deactivated by a failure, by `job.CANCEL` or by an operator; persisted.
+    Deactivated,
+    /// `active: false` in `jobs.yaml`.
+    Disabled,
+}
+
+impl Status {
+    /// Every status, in the order the SPEC lists them.
+    pub const ALL: [Status; 7] = [
+        Status::Waiting,
+        Status::Running,
+        Status::Stopped,
+        Status::Sleeping,
+        Status::Done,
+        Status::Deactivated,
+        Status::Disabled,
+    ];
+
+    /// The word used in the dashboard, the CLI and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+            Status::Sleeping => "sleeping",
+            Status::Done => "done",
+            Status::Deactivated => "deactivated",
+            Status::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = UnknownWord;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownWord {
+                kind: "status",
+                word: s.to_string(),
+                expected: Status::ALL.map(Status::as_str).join(", "),
+            })
+    }
+}
+
+/// Who asked for a run (SPEC section 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The scheduler, at a due time.
+    Schedule,
+    /// An operator, with `t` or `jobtop trigger`.
+    Operator,
+}
+
+impl Trigger {
+    /// The word stored in history and shown in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Operator => "operator",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for r in RunResult::ALL {
+            assert_eq!(r.as_str().parse::<RunResult>(), Ok(r));
+        }
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>(), Ok(s));
+        }
+        let err = "bogus".parse::<Status>().unwrap_err().to_string();
+        assert!(err.contains("expected one of waiting, running"), "{err}");
+    }
+
+    #[test]
+    fn failures_are_the_deactivating_results() {
+        let failing: Vec<_> = RunResult::ALL
+            .into_iter()
+            .filter(|r| r.is_failure())
+            .map(RunResult::as_str)
+            .collect();
+        assert_eq!(
+            failing,
+            ["invalid", "error", "syntax", "missing", "timeout", "memory"]
+        );
+    }
+}

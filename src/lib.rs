@@ -1,0 +1,11 @@
+//! jobtop: runs Lua job files on intervals and shows them live in a terminal dashboard.
+//!
+//! The binary (`src/main.rs`) is a thin shell over these modules; tests and benchmarks use
+//! them directly.
+
+pub mod config;
+pub mod job;
+pub mod runtime;
+pub mod units;
+pub mod cli;
+pub mod commands;
