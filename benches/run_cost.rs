@@ -2,6 +2,8 @@
 //!
 //! `cargo bench --bench run_cost` prints the median over batches for each mode.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,8 +26,10 @@ fn main() {
         log_sink: None,
     };
     let cache = Arc::new(ScriptCache::new());
-    for (label, runs_per_batch, fresh) in [("reused state", 20_000, false), ("fresh state", 1_000, true)]
-    {
+    for (label, runs_per_batch, fresh) in [
+        ("reused state", 20_000, false),
+        ("fresh state", 1_000, true),
+    ] {
         let mut runner = JobRunner::new(cache.clone(), vec![]);
         if fresh {
             runner = runner.fresh_state_per_run();

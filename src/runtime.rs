@@ -114,10 +114,7 @@ impl JobRunner {
             started,
             duration: clock.elapsed(),
         };
-        let bytecode = match self
-            .cache
-            .bytecode(&request.file, &request.display_name)
-        {
+        let bytecode = match self.cache.bytecode(&request.file, &request.display_name) {
             Ok(bytecode) => bytecode,
             Err(LoadError::Missing(msg)) => return finish(RunResult::Missing, Some(msg), vec![]),
             Err(LoadError::Syntax(msg)) => return finish(RunResult::Syntax, Some(msg), vec![]),
@@ -279,8 +276,9 @@ fn memory_message(limit: u64) -> String {
 fn is_memory_error(error: &mlua::Error) -> bool {
     match error {
         mlua::Error::MemoryError(_) => true,
-        mlua::Error::CallbackError { cause, .. } => is_memory_error(cause),
-        mlua::Error::WithContext { cause, .. } => is_memory_error(cause),
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
+            is_memory_error(cause)
+        }
         mlua::Error::RuntimeError(msg) => msg.starts_with("not enough memory"),
         _ => false,
     }

@@ -1,6 +1,7 @@
 //! Durations (`500ms`, `30s`, `5m`, `1h`, `1d`, or whole seconds) and sizes (`64MiB`),
 //! as written in `jobs.yaml` and on the command line.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 /// Why a duration or size could not be read; the message says what is expected.
@@ -80,7 +81,7 @@ pub fn format_duration(duration: Duration) -> String {
     if millis == 0 {
         return "0s".to_string();
     }
-    if millis % 1000 != 0 {
+    if !millis.is_multiple_of(1000) {
         if millis < 1000 {
             return format!("{millis}ms");
         }
@@ -90,7 +91,7 @@ pub fn format_duration(duration: Duration) -> String {
     let mut out = String::new();
     for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
         if secs >= size {
-            out.push_str(&format!("{}{unit}", secs / size));
+            let _ = write!(out, "{}{unit}", secs / size);
             secs %= size;
         }
     }
@@ -100,7 +101,7 @@ pub fn format_duration(duration: Duration) -> String {
 /// Writes a size with a binary unit: `16 MiB`, `512 KiB`, `100 B`.
 pub fn format_size(bytes: u64) -> String {
     for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{} {unit}", bytes / size);
         }
     }

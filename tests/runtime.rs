@@ -1,5 +1,7 @@
 //! The job runtime on real job files from `tests/fixtures/` (SPEC sections 3–7).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +30,9 @@ fn request(name: &str) -> RunRequest {
 }
 
 fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn runner() -> JobRunner {
@@ -109,7 +113,10 @@ fn missing_and_syntax() {
     let outcome = run("syntax.lua");
     assert_eq!(outcome.result, RunResult::Syntax);
     let error = outcome.error.unwrap();
-    assert!(error.starts_with("syntax error in jobs/syntax.lua:7: Expected"), "{error}");
+    assert!(
+        error.starts_with("syntax error in jobs/syntax.lua:7: Expected"),
+        "{error}"
+    );
     assert!(error.contains("Expected 'end'"), "{error}");
 }
 
@@ -181,10 +188,22 @@ fn helpers_extra_dates() {
         let f: Vec<_> = line.split('\t').map(str::to_string).collect();
         (f[2].clone(), f[3].clone(), f[5].clone())
     };
-    assert_eq!(day_and_week("2024-12-30T10:00:00Z"), ("Mon".into(), "1".into(), "53".into()));
-    assert_eq!(day_and_week("2021-01-01T10:00:00Z"), ("Fri".into(), "5".into(), "0".into()));
-    assert_eq!(day_and_week("2021-01-04T10:00:00Z"), ("Mon".into(), "1".into(), "1".into()));
-    assert_eq!(day_and_week("2017-01-01T10:00:00Z"), ("Sun".into(), "7".into(), "0".into()));
+    assert_eq!(
+        day_and_week("2024-12-30T10:00:00Z"),
+        ("Mon".into(), "1".into(), "53".into())
+    );
+    assert_eq!(
+        day_and_week("2021-01-01T10:00:00Z"),
+        ("Fri".into(), "5".into(), "0".into())
+    );
+    assert_eq!(
+        day_and_week("2021-01-04T10:00:00Z"),
+        ("Mon".into(), "1".into(), "1".into())
+    );
+    assert_eq!(
+        day_and_week("2017-01-01T10:00:00Z"),
+        ("Sun".into(), "7".into(), "0".into())
+    );
 }
 
 #[test]
@@ -219,7 +238,11 @@ fn globals_do_not_leak_between_runs() {
         assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
         assert_eq!(
             outcome.logs,
-            ["seen before: nil", "string writable: false", "_G writable: false"]
+            [
+                "seen before: nil",
+                "string writable: false",
+                "_G writable: false"
+            ]
         );
     }
 }
@@ -252,9 +275,17 @@ fn edits_take_effect_at_the_next_run() {
     let mut runner = runner();
     let mut req = request("ok.lua");
     req.file = file.clone();
-    std::fs::write(&file, "local job = core.job() function job.run() return job.OK end return job").unwrap();
+    std::fs::write(
+        &file,
+        "local job = core.job() function job.run() return job.OK end return job",
+    )
+    .unwrap();
     assert_eq!(runner.run(&req).result, RunResult::Ok);
-    std::fs::write(&file, "local job = core.job() function job.run() return job.EXIT end return job").unwrap();
+    std::fs::write(
+        &file,
+        "local job = core.job() function job.run() return job.EXIT end return job",
+    )
+    .unwrap();
     assert_eq!(runner.run(&req).result, RunResult::Exit);
 }
 
@@ -263,7 +294,10 @@ fn page_example_logs_only_on_friday_at_one() {
     let mut req = request("page_example.lua");
     req.scheduled = at("2023-10-13T01:30:00Z");
     let outcome = runner().run(&req);
-    assert_eq!((outcome.result, outcome.logs), (RunResult::Ok, vec!["Do some work".to_string()]));
+    assert_eq!(
+        (outcome.result, outcome.logs),
+        (RunResult::Ok, vec!["Do some work".to_string()])
+    );
     req.scheduled = at("2023-10-13T02:30:00Z");
     assert!(runner().run(&req).logs.is_empty());
 }
@@ -322,7 +356,10 @@ fn stop_messages() {
     let mut req = request("runaway/table_bomb.lua");
     req.memory = 16 << 20;
     let outcome = runner().run(&req);
-    assert_eq!(outcome.error.as_deref(), Some("memory limit 16 MiB exceeded"));
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("memory limit 16 MiB exceeded")
+    );
 }
 
 #[test]
@@ -364,7 +401,38 @@ fn fresh_state_per_run_behaves_the_same() {
 #[test]
 #[ignore = "prints messages for a human to read"]
 fn show_messages() {
-    for f in ["error.lua", "runtime_error.lua", "syntax.lua", "no_run.lua", "runaway/deep_recursion.lua"] {
+    for f in [
+        "error.lua",
+        "runtime_error.lua",
+        "syntax.lua",
+        "no_run.lua",
+        "runaway/deep_recursion.lua",
+    ] {
         println!("--- {f}\n{}", run(f).error.unwrap());
     }
+}
+
+fn register_exploding(lua: &mlua::Lua, core: &mlua::Table) -> mlua::Result<()> {
+    let explode = lua.create_function(|_, ()| -> mlua::Result<()> { panic!("kaboom") })?;
+    core.raw_set("explode", explode)
+}
+
+#[test]
+fn a_panic_in_a_callback_is_an_error_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("explode.lua");
+    std::fs::write(
+        &file,
+        "local job = core.job() function job.run() pcall(core.explode) core.explode() return job.OK end return job",
+    )
+    .unwrap();
+    let mut runner = JobRunner::new(Arc::new(ScriptCache::new()), vec![register_exploding]);
+    let mut req = request("ok.lua");
+    req.file = file;
+    let outcome = runner.run(&req);
+    assert_eq!(outcome.result, RunResult::Error, "{outcome:?}");
+    let error = outcome.error.unwrap();
+    assert!(error.contains("kaboom"), "{error}");
+    // and the runner keeps working
+    assert_eq!(runner.run(&request("ok.lua")).result, RunResult::Ok);
 }

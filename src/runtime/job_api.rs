@@ -116,10 +116,14 @@ impl JobApi {
         register_helper(lua, &proto, "hour", |_, p| Ok(number_value(p.hour)))?;
         register_helper(lua, &proto, "day", |lua, p| name_value(lua, p.day))?;
         register_helper(lua, &proto, "dayNum", |_, p| Ok(number_value(p.day_num)))?;
-        register_helper(lua, &proto, "dayMonth", |_, p| Ok(number_value(p.day_month)))?;
+        register_helper(lua, &proto, "dayMonth", |_, p| {
+            Ok(number_value(p.day_month))
+        })?;
         register_helper(lua, &proto, "weekNum", |_, p| Ok(number_value(p.week_num)))?;
         register_helper(lua, &proto, "month", |lua, p| name_value(lua, p.month))?;
-        register_helper(lua, &proto, "monthNum", |_, p| Ok(number_value(p.month_num)))?;
+        register_helper(lua, &proto, "monthNum", |_, p| {
+            Ok(number_value(p.month_num))
+        })?;
         proto.set_readonly(true);
 
         let job_meta = lua.create_table()?;
@@ -184,6 +188,7 @@ fn register_helper(
 }
 
 /// `core.log(...)` and `print(...)`: arguments joined by tabs, as `print` does.
+#[allow(clippy::needless_pass_by_value)] // mlua hands callbacks their arguments by value
 fn log_line(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     let mut line = String::new();
     for (i, value) in args.iter().enumerate() {
@@ -194,7 +199,11 @@ fn log_line(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     }
     match lua.app_data_mut::<RunContext>() {
         Some(mut context) => context.push_log(line),
-        None => return Err(mlua::Error::runtime("core.log can only be called during a run")),
+        None => {
+            return Err(mlua::Error::runtime(
+                "core.log can only be called during a run",
+            ));
+        }
     }
     Ok(())
 }

@@ -101,10 +101,7 @@ static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
 pub fn arm_deadline(deadline: Instant, control: &RunControl) -> std::io::Result<DeadlineGuard> {
     let dog = watchdog()?;
     let key = (deadline, dog.next_id.fetch_add(1, Ordering::Relaxed));
-    let mut deadlines = dog
-        .deadlines
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut deadlines = dog.deadlines.lock().unwrap_or_else(PoisonError::into_inner);
     let is_earliest = deadlines.keys().next().is_none_or(|first| key < *first);
     deadlines.insert(key, control.clone());
     drop(deadlines);
@@ -137,10 +134,7 @@ fn watchdog() -> std::io::Result<&'static Watchdog> {
 }
 
 fn watch(dog: &Watchdog) {
-    let mut deadlines = dog
-        .deadlines
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut deadlines = dog.deadlines.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let now = Instant::now();
         while let Some(entry) = deadlines.first_entry() {

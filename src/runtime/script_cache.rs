@@ -175,7 +175,10 @@ mod tests {
         let cache = ScriptCache::new();
         std::fs::write(&path, "return 1").unwrap();
         let first = cache.bytecode(&path, "a.lua").unwrap();
-        assert!(Arc::ptr_eq(&first, &cache.bytecode(&path, "a.lua").unwrap()));
+        assert!(Arc::ptr_eq(
+            &first,
+            &cache.bytecode(&path, "a.lua").unwrap()
+        ));
         std::fs::write(&path, "return 2").unwrap();
         let second = cache.bytecode(&path, "a.lua").unwrap();
         assert_ne!(first, second);
