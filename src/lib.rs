@@ -3,9 +3,9 @@
 //! The binary (`src/main.rs`) is a thin shell over these modules; tests and benchmarks use
 //! them directly.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod job;
 pub mod runtime;
 pub mod units;
-pub mod cli;
-pub mod commands;

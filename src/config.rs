@@ -1,0 +1,302 @@
+//! `jobs.yaml`: the service settings and job definitions (SPEC section 2), their defaults, and
+//! validation that reports every problem at once with its line and column.
+//!
+//! The file is read with `saphyr-parser`, which keeps the position of every node, into a small
+//! tree (`yaml`); `schema` then walks that tree key by key. Walking it by hand instead of
+//! deriving `serde` types is what lets one bad key or job not hide the problems in the others,
+//! and lets semantic problems (duplicate names, paths that leave `jobs_dir`, unknown zones) be
+//! reported at the exact node that causes them.
+//!
+//! Rules chosen where the SPEC is silent:
+//! * `interval` is required; YAML integers for `interval` and `timeout` are seconds, for
+//!   `memory` bytes.
+//! * A key written with no value (`allow:`) means "not set"; `jobs:` with no value is an empty
+//!   list.
+//! * `history.keep_runs` and `history.keep_days` must be at least 1: "keep nothing" would make
+//!   history useless and "0 = unlimited" would be a surprise either way.
+//! * A job file that does not exist is not a configuration problem (it is a run-time `missing`
+//!   result), but a path that leaves `jobs_dir`, lexically or through a symlink that exists,
+//!   is.
+
+mod paths;
+mod schema;
+mod values;
+mod yaml;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole of `jobs.yaml`, validated, with every default applied and every path absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The `jobs.yaml` path as given (used in messages).
+    pub file: PathBuf,
+    /// The directory of `jobs.yaml`, absolute; relative paths in the file are resolved here.
+    pub base_dir: PathBuf,
+    /// The `service:` section.
+    pub service: ServiceConfig,
+    /// The jobs, in file order.
+    pub jobs: Vec<JobSpec>,
+}
+
+/// The `service:` section of `jobs.yaml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// Where job files live, absolute; default `jobs` beside `jobs.yaml`.
+    pub jobs_dir: PathBuf,
+    /// Where the state database, log and socket live, absolute; default `.jobtop`.
+    pub state_dir: PathBuf,
+    /// The zone of "local time"; `None` means the system's local zone.
+    pub timezone: Option<chrono_tz::Tz>,
+    /// How many runs may go at once; default the number of CPUs, never 0.
+    pub workers: usize,
+    /// Limits for jobs that do not set their own.
+    pub defaults: JobDefaults,
+    /// How much run history to keep.
+    pub history: HistoryConfig,
+}
+
+impl ServiceConfig {
+    /// The settings of a file with no `service:` section, in `base_dir`.
+    pub fn with_defaults(base_dir: &Path) -> ServiceConfig {
+        ServiceConfig {
+            jobs_dir: base_dir.join("jobs"),
+            state_dir: base_dir.join(".jobtop"),
+            timezone: None,
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            defaults: JobDefaults::default(),
+            history: HistoryConfig::default(),
+        }
+    }
+}
+
+/// `service.defaults`: limits applied to every job that does not set its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobDefaults {
+    /// Wall-clock limit of one run; default 30 s.
+    pub timeout: Duration,
+    /// Lua heap limit of one run, in bytes; default 64 MiB.
+    pub memory: u64,
+}
+
+impl Default for JobDefaults {
+    fn default() -> Self {
+        JobDefaults {
+            timeout: Duration::from_secs(30),
+            memory: 64 << 20,
+        }
+    }
+}
+
+/// `service.history`: run-history retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Runs kept per job; default 200, at least 1.
+    pub keep_runs: u32,
+    /// Days a run is kept; default 30, at least 1.
+    pub keep_days: u32,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            keep_runs: 200,
+            keep_days: 30,
+        }
+    }
+}
+
+/// What a job may do with the outside world through `core.*` (its `allow:` list).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    /// `core.network`.
+    Network,
+    /// `core.exec`.
+    Exec,
+    /// `core.files`, limited to the job's `files:` roots.
+    Files,
+}
+
+impl Capability {
+    /// Every capability, in the order the SPEC lists them.
+    pub const ALL: [Capability; 3] = [Capability::Network, Capability::Exec, Capability::Files];
+
+    /// The word written in `jobs.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Network => "network",
+            Capability::Exec => "exec",
+            Capability::Files => "files",
+        }
+    }
+
+    /// The capability written as `word`, if there is one.
+    pub fn from_word(word: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.as_str() == word)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of `jobs:`, validated, with the service defaults applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSpec {
+    /// Unique name, `[A-Za-z0-9_.-]+`.
+    pub name: String,
+    /// The job file's path as written, relative to `jobs_dir`.
+    pub path: String,
+    /// The job file: `jobs_dir` joined with `path`.
+    pub file: PathBuf,
+    /// Time between runs; greater than zero.
+    pub interval: Duration,
+    /// `false` when disabled in `jobs.yaml`; default `true`.
+    pub active: bool,
+    /// Run once per service start, then show `done`; default `false`.
+    pub run_once: bool,
+    /// Wall-clock limit of one run: the job's own or the service default; greater than zero.
+    pub timeout: Duration,
+    /// Lua heap limit of one run in bytes: the job's own or the service default; greater than zero.
+    pub memory: u64,
+    /// Capabilities for `core.*`, without repeats, in the order written; default none.
+    pub allow: Vec<Capability>,
+    /// Absolute roots that `core.files` may touch.
+    pub files: Vec<PathBuf>,
+    /// Environment variables `core.env` may read.
+    pub env: Vec<String>,
+    /// The 1-based line where the entry starts in `jobs.yaml`, for messages.
+    pub line: usize,
+    /// The entry's own text from `jobs.yaml`, dedented, for the details view.
+    pub entry_yaml: String,
+}
+
+impl JobSpec {
+    /// Whether `other` defines the same job (everything but `line` and `entry_yaml`), so that a
+    /// reload can tell a changed job from one that only moved or was reformatted.
+    pub fn same_definition(&self, other: &JobSpec) -> bool {
+        // Destructured so that a new field cannot be forgotten here.
+        let JobSpec {
+            name,
+            path,
+            file,
+            interval,
+            active,
+            run_once,
+            timeout,
+            memory,
+            allow,
+            files,
+            env,
+            line: _,
+            entry_yaml: _,
+        } = self;
+        *name == other.name
+            && *path == other.path
+            && *file == other.file
+            && *interval == other.interval
+            && *active == other.active
+            && *run_once == other.run_once
+            && *timeout == other.timeout
+            && *memory == other.memory
+            && *allow == other.allow
+            && *files == other.files
+            && *env == other.env
+    }
+}
+
+/// One problem in `jobs.yaml`: where it is and what was wrong and expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// What was wrong and, after the last `: `, what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Why `jobs.yaml` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{}: cannot read the file: {source}: expected a readable UTF-8 YAML file", file.display())]
+    Unreadable {
+        /// The path as given.
+        file: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file was read but has problems; all of them are listed, in file order.
+    #[error("{}", display_problems(file, problems))]
+    Invalid {
+        /// The path as given.
+        file: PathBuf,
+        /// Every problem found, sorted by position.
+        problems: Vec<Problem>,
+    },
+}
+
+fn display_problems(file: &Path, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}:{p}", file.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads and validates `file`.
+///
+/// # Errors
+/// [`ConfigError::Unreadable`] when the file cannot be read, [`ConfigError::Invalid`] with
+/// every problem when it is not a valid `jobs.yaml`.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Unreadable {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse(file, &text)
+}
+
+/// Validates `text` as the contents of `file`; `file` only names it in messages and anchors
+/// its relative paths (nothing is read, but existing job paths are checked for symlinks).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] with every problem, sorted by position.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let parent = file.parent().unwrap_or(Path::new(""));
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let base_dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+    let invalid = |mut problems: Vec<Problem>| {
+        problems.sort_by_key(|p| (p.line, p.column));
+        ConfigError::Invalid {
+            file: file.to_path_buf(),
+            problems,
+        }
+    };
+    let root = yaml::parse(text).map_err(|p| invalid(vec![p]))?;
+    let (service, jobs) = schema::validate(root.as_ref(), text, &base_dir).map_err(invalid)?;
+    Ok(Config {
+        file: file.to_path_buf(),
+        base_dir,
+        service,
+        jobs,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+local job = core.job() function job.run() return job.OK end return job
