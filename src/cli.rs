@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one job file once, now or at a chosen time, and print its log lines and result.
     Try(TryArgs),
+    /// Validate jobs.yaml and compile every job file; exit 0 when sound, 1 with every problem.
+    Check,
 }
 
 /// `jobtop try FILE ...`

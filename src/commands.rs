@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod check;
 pub mod try_job;
 
 /// Exit codes (SPEC section 11).

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match &cli.command {
         Some(Command::Try(args)) => commands::try_job::run(args),
+        Some(Command::Check) => commands::check::run(&cli.config),
         None => {
             println!("jobtop: no dashboard yet; try `jobtop try jobs/heartbeat.lua`");
             commands::exit::OK

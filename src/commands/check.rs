@@ -1,0 +1,99 @@
+//! `jobtop check`: validate `jobs.yaml` and compile every job file without running it.
+
+use crate::config::{self, Config, ConfigError};
+use crate::runtime::{LoadError, ScriptCache};
+
+use super::exit;
+
+/// What `check` found.
+pub struct CheckReport {
+    /// One line per problem: `file:line:col: message` or a job file's compile error.
+    pub problems: Vec<String>,
+    /// How many jobs the configuration has (0 when it could not be read).
+    pub jobs: usize,
+    /// Whether the configuration file itself was unreadable (exit code 2).
+    pub unreadable: bool,
+}
+
+/// Checks the configuration at `file` and every job file it names.
+pub fn check(file: &std::path::Path) -> CheckReport {
+    match config::load(file) {
+        Ok(config) => CheckReport {
+            problems: compile_all(&config),
+            jobs: config.jobs.len(),
+            unreadable: false,
+        },
+        Err(ConfigError::Invalid { problems, .. }) => CheckReport {
+            problems: problems
+                .iter()
+                .map(|p| format!("{}:{p}", file.display()))
+                .collect(),
+            jobs: 0,
+            unreadable: false,
+        },
+        Err(error @ ConfigError::Unreadable { .. }) => CheckReport {
+            problems: vec![error.to_string()],
+            jobs: 0,
+            unreadable: true,
+        },
+    }
+}
+
+/// Compiles every job file; a missing or broken file is a problem naming its job.
+fn compile_all(config: &Config) -> Vec<String> {
+    let cache = ScriptCache::new();
+    let mut problems = Vec::new();
+    for job in &config.jobs {
+        let display = display_name(config, &job.path);
+        if let Err(e) = cache.bytecode(&job.file, &display) {
+            let message = match e {
+                LoadError::Missing(m) | LoadError::Syntax(m) | LoadError::Unreadable(m) => m,
+            };
+            problems.push(format!(
+                "{}:{}: job {:?}: {message}",
+                config.file.display(),
+                job.line,
+                job.name
+            ));
+        }
+    }
+    problems
+}
+
+/// How a job file is named in messages: its path relative to the directory of `jobs.yaml`
+/// (`jobs/nightly.lua`), or the full path when it lies elsewhere.
+pub fn display_name(config: &Config, path: &str) -> String {
+    let full = config.service.jobs_dir.join(path);
+    full.strip_prefix(&config.base_dir)
+        .unwrap_or(&full)
+        .display()
+        .to_string()
+}
+
+/// Runs `jobtop check` and returns the exit code.
+pub fn run(file: &std::path::Path) -> u8 {
+    let report = check(file);
+    if report.problems.is_empty() {
+        println!(
+            "{}: OK, {} job{}, every job file compiles",
+            file.display(),
+            report.jobs,
+            if report.jobs == 1 { "" } else { "s" }
+        );
+        return exit::OK;
+    }
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    let count = report.problems.len();
+    eprintln!(
+        "{}: {count} problem{} found",
+        file.display(),
+        if count == 1 { "" } else { "s" }
+    );
+    if report.unreadable {
+        exit::USAGE
+    } else {
+        exit::FAILED
+    }
+}
