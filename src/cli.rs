@@ -29,6 +29,42 @@ pub enum Command {
     Try(TryArgs),
     /// Validate jobs.yaml and compile every job file; exit 0 when sound, 1 with every problem.
     Check,
+    /// The scheduler without a terminal (for systemd): SIGHUP reloads, SIGTERM stops.
+    Serve,
+    /// Every job with its status, last and next run, and last error.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent runs of one job, newest first, with their log lines.
+    History {
+        /// The job's name.
+        name: String,
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Read jobs.yaml again and apply the difference (a running service).
+    Reload,
+    /// Make a deactivated, stopped, sleeping or done job run again.
+    Activate {
+        /// The job's name.
+        name: String,
+    },
+    /// Deactivate a job (persisted) and abort its run in progress.
+    Cancel {
+        /// The job's name.
+        name: String,
+    },
+    /// Run a job now, once, whatever its status.
+    Trigger {
+        /// The job's name.
+        name: String,
+    },
 }
 
 /// `jobtop try FILE ...`

@@ -1,6 +1,25 @@
 //! One module per subcommand; each returns the process exit code.
 
+/// `println!` that ignores a closed stdout (`jobtop list | head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+pub mod act;
 pub mod check;
+pub mod list;
+pub mod serve;
 pub mod try_job;
 
 /// Exit codes (SPEC section 11).

@@ -7,7 +7,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How one run of a job file ended (SPEC sections 4, 5 and 10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunResult {
     /// `job.OK`, `job.DONE` or `true`: run again at the next interval.
     Ok,
@@ -115,7 +116,10 @@ impl FromStr for RunResult {
 }
 
 /// Where a job stands right now (SPEC section 10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Active, next run scheduled.
     Waiting,
@@ -202,6 +206,16 @@ impl Trigger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_uses_the_same_words() {
+        for r in RunResult::ALL {
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
+        }
+        for s in Status::ALL {
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+    }
 
     #[test]
     fn words_round_trip() {

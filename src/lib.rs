@@ -6,6 +6,11 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod job;
+pub mod logging;
 pub mod runtime;
+pub mod scheduler;
+pub mod state_dir;
+pub mod store;
 pub mod units;

@@ -11,6 +11,21 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         Some(Command::Try(args)) => commands::try_job::run(args),
         Some(Command::Check) => commands::check::run(&cli.config),
+        Some(Command::Serve) => commands::serve::run(&cli.config),
+        Some(Command::List { json }) => commands::list::run_list(&cli.config, *json),
+        Some(Command::History { name, json, limit }) => {
+            commands::list::run_history(&cli.config, name, *limit, *json)
+        }
+        Some(Command::Reload) => commands::act::reload(&cli.config),
+        Some(Command::Activate { name }) => {
+            commands::act::run(&cli.config, commands::act::Action::Activate, name)
+        }
+        Some(Command::Cancel { name }) => {
+            commands::act::run(&cli.config, commands::act::Action::Cancel, name)
+        }
+        Some(Command::Trigger { name }) => {
+            commands::act::run(&cli.config, commands::act::Action::Trigger, name)
+        }
         None => {
             println!("jobtop: no dashboard yet; try `jobtop try jobs/heartbeat.lua`");
             commands::exit::OK

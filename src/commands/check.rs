@@ -74,7 +74,7 @@ pub fn display_name(config: &Config, path: &str) -> String {
 pub fn run(file: &std::path::Path) -> u8 {
     let report = check(file);
     if report.problems.is_empty() {
-        println!(
+        say!(
             "{}: OK, {} job{}, every job file compiles",
             file.display(),
             report.jobs,
@@ -83,7 +83,7 @@ pub fn run(file: &std::path::Path) -> u8 {
         return exit::OK;
     }
     for problem in &report.problems {
-        println!("{problem}");
+        say!("{problem}");
     }
     let count = report.problems.len();
     eprintln!(

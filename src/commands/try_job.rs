@@ -31,7 +31,7 @@ pub fn run(args: &TryArgs) -> u8 {
     } else {
         text_report(&request, &outcome)
     };
-    println!("{text}");
+    say!("{text}");
     if outcome.result.is_failure() {
         exit::FAILED
     } else {

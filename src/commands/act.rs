@@ -1,0 +1,222 @@
+//! `jobtop activate|cancel|trigger NAME` and `jobtop reload` with no service running: they act
+//! on the state database directly, holding the state directory so no service starts meanwhile.
+//! (With a service running, they go through its control socket.)
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::check::display_name;
+use super::exit;
+use crate::config::{self, Config, JobSpec};
+use crate::job::{RunResult, Trigger};
+use crate::runtime::{JobRunner, LocalZone, RunControl, RunRequest, ScriptCache};
+use crate::scheduler::database_path;
+use crate::state_dir;
+use crate::store::{RunRecord, Store};
+
+/// An operator action from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Lift a deactivation.
+    Activate,
+    /// Deactivate.
+    Cancel,
+    /// Run once now.
+    Trigger,
+}
+
+/// The Unix user running this process, for the audit trail.
+pub fn current_user() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(name) = std::env::var(var)
+            && !name.is_empty()
+        {
+            return Some(name);
+        }
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    Some(format!("uid {uid}"))
+}
+
+fn find<'a>(config: &'a Config, name: &str) -> Result<&'a JobSpec, String> {
+    config.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
+        let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        format!(
+            "no job named {name:?} in {}: expected one of {}",
+            config.file.display(),
+            names.join(", ")
+        )
+    })
+}
+
+/// Runs an action on the database; returns the exit code.
+pub fn run(file: &Path, action: Action, name: &str) -> u8 {
+    let verb = match action {
+        Action::Activate => "activate",
+        Action::Cancel => "cancel",
+        Action::Trigger => "trigger",
+    };
+    match act(file, action, name) {
+        Ok((message, code)) => {
+            say!("{message}");
+            code
+        }
+        Err((message, code)) => {
+            eprintln!("jobtop {verb}: {message}");
+            code
+        }
+    }
+}
+
+fn act(file: &Path, action: Action, name: &str) -> Result<(String, u8), (String, u8)> {
+    let config = config::load(file).map_err(|e| (e.to_string(), exit::USAGE))?;
+    let spec = find(&config, name).map_err(|e| (e, exit::FAILED))?;
+    let dir = &config.service.state_dir;
+    let _lock = state_dir::lock(dir, "cli").map_err(|e| (e.to_string(), exit::FAILED))?;
+    let mut store = Store::open(&database_path(dir)).map_err(|e| (e.to_string(), exit::FAILED))?;
+    let failed = |e: crate::store::StoreError| (e.to_string(), exit::FAILED);
+    let user = current_user();
+    let now = Utc::now();
+    match action {
+        Action::Activate => {
+            let deactivated = store
+                .job_state(name)
+                .map_err(failed)?
+                .is_some_and(|s| s.deactivated);
+            if !deactivated {
+                return Ok((
+                    format!("{name} is not deactivated: it runs when the service starts"),
+                    exit::OK,
+                ));
+            }
+            store.activate(name, now).map_err(failed)?;
+            Ok((
+                format!("activated {name}: it runs when the service starts"),
+                exit::OK,
+            ))
+        }
+        Action::Cancel => {
+            let who = user.as_deref().unwrap_or("an operator");
+            store
+                .deactivate(name, &format!("cancelled by {who}"), user.as_deref(), now)
+                .map_err(failed)?;
+            Ok((format!("cancelled {name}"), exit::OK))
+        }
+        Action::Trigger => trigger(&config, spec, &mut store),
+    }
+}
+
+/// Runs the job once here and now, records the run, and applies its result.
+fn trigger(
+    config: &Config,
+    spec: &JobSpec,
+    store: &mut Store,
+) -> Result<(String, u8), (String, u8)> {
+    let zone = config
+        .service
+        .timezone
+        .map_or(LocalZone::System, LocalZone::Named);
+    let scheduled = Utc::now();
+    let request = RunRequest {
+        file: spec.file.clone(),
+        display_name: display_name(config, &spec.path),
+        scheduled,
+        zone,
+        timeout: spec.timeout,
+        memory: spec.memory,
+        control: RunControl::new(),
+        log_sink: None,
+    };
+    let outcome = JobRunner::new(Arc::new(ScriptCache::new()), Vec::new()).run(&request);
+    let failed = |e: crate::store::StoreError| (e.to_string(), exit::FAILED);
+    store
+        .record(
+            &[RunRecord {
+                job: spec.name.clone(),
+                scheduled,
+                started: outcome.started,
+                duration: outcome.duration,
+                result: outcome.result,
+                error: outcome.error.clone(),
+                logs: outcome.logs.clone(),
+                trigger: Trigger::Operator,
+            }],
+            &[],
+        )
+        .map_err(failed)?;
+    let first_line = outcome
+        .error
+        .as_deref()
+        .and_then(|e| e.lines().next())
+        .unwrap_or("");
+    let reason = match outcome.result {
+        RunResult::Cancel => Some("cancelled itself: job.run() returned job.CANCEL".to_string()),
+        r if r.is_failure() => Some(format!("{r}: {first_line}")),
+        _ => None,
+    };
+    if let Some(reason) = &reason {
+        store
+            .deactivate(&spec.name, reason, None, Utc::now())
+            .map_err(failed)?;
+    }
+    let mut message = String::new();
+    for line in &outcome.logs {
+        let _ = writeln!(message, "  │ {line}");
+    }
+    let _ = write!(
+        message,
+        "ran {} once: {} in {:.1} ms",
+        spec.name,
+        outcome.result,
+        outcome.duration.as_secs_f64() * 1e3
+    );
+    if let Some(error) = &outcome.error {
+        let _ = write!(message, "\n  {}", error.replace('\n', "\n  "));
+    }
+    if reason.is_some() {
+        let _ = write!(message, "\n{} is now deactivated", spec.name);
+    }
+    let code = if outcome.result.is_failure() {
+        exit::FAILED
+    } else {
+        exit::OK
+    };
+    Ok((message, code))
+}
+
+/// `jobtop reload` with no service: nothing to do, and it says so.
+pub fn reload(file: &Path) -> u8 {
+    let config = match config::load(file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("jobtop reload: {e}");
+            return exit::USAGE;
+        }
+    };
+    match state_dir::holder(&config.service.state_dir) {
+        Some(holder) => {
+            eprintln!(
+                "jobtop reload: a service is running ({holder}); send it SIGHUP (`kill -HUP {}`) or press r in its dashboard",
+                state_dir::holder_pid(&holder).map_or("<pid>".to_string(), |p| p.to_string())
+            );
+            exit::FAILED
+        }
+        None => {
+            say!(
+                "no jobtop service is running on {}: nothing to reload (the next start reads {})",
+                config.service.state_dir.display(),
+                file.display()
+            );
+            exit::OK
+        }
+    }
+}

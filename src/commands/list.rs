@@ -1,0 +1,216 @@
+//! `jobtop list` and `jobtop history`: from the state database, which a running service keeps
+//! current (statuses, next runs), or as last recorded when none runs.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::exit;
+use crate::config::{self, Config};
+use crate::control::JobView;
+use crate::scheduler::{database_path, stored_view};
+use crate::state_dir;
+use crate::store::{JobState, Store, StoreError};
+use crate::units::format_duration;
+
+/// The configuration, the jobs' stored state, and who holds the state directory.
+type Stored = (Config, Vec<JobState>, Option<String>);
+
+/// Reads the configuration and the jobs' stored state; the error carries the exit code.
+fn read(file: &Path) -> Result<Stored, (String, u8)> {
+    let config = config::load(file).map_err(|e| (e.to_string(), exit::USAGE))?;
+    let holder = state_dir::holder(&config.service.state_dir);
+    let states = match Store::open_read_only(&database_path(&config.service.state_dir)) {
+        Ok(store) => store
+            .job_states()
+            .map_err(|e| (e.to_string(), exit::FAILED))?,
+        Err(StoreError::Missing { .. }) => Vec::new(),
+        Err(e) => return Err((e.to_string(), exit::FAILED)),
+    };
+    Ok((config, states, holder))
+}
+
+/// Runs `jobtop list`; returns the exit code.
+pub fn run_list(file: &Path, as_json: bool) -> u8 {
+    let (config, states, holder) = match read(file) {
+        Ok(read) => read,
+        Err((message, code)) => {
+            eprintln!("jobtop list: {message}");
+            return code;
+        }
+    };
+    let views: Vec<JobView> = config
+        .jobs
+        .iter()
+        .map(|spec| {
+            let state = states.iter().find(|s| s.name == spec.name);
+            stored_view(spec, state, holder.is_some())
+        })
+        .collect();
+    if as_json {
+        let rows: Vec<Value> = views.iter().map(list_json).collect();
+        say!("{}", Value::Array(rows));
+    } else {
+        match &holder {
+            Some(holder) => say!("service: running ({holder})"),
+            None => say!("service: not running (statuses as last recorded)"),
+        }
+        say_raw!("{}", list_table(&views));
+    }
+    exit::OK
+}
+
+fn time(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| {
+        Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    })
+}
+
+/// One `list --json` object: the SPEC's fields, then the rest of the row.
+pub fn list_json(view: &JobView) -> Value {
+    json!({
+        "name": view.name,
+        "path": view.path,
+        "interval_secs": view.interval_secs,
+        "status": view.status.as_str(),
+        "last_run": time(view.last_run),
+        "last_result": view.last_result.map(crate::job::RunResult::as_str),
+        "last_error": view.last_error,
+        "runs": view.runs,
+        "next_run": time(view.next_run),
+        "last_error_at": time(view.last_error_at),
+        "last_duration_ms": view.last_duration_ms,
+        "oks": view.oks,
+        "errors": view.errors,
+        "skips": view.skips,
+        "deactivated_reason": view.deactivated_reason,
+        "deactivated_by": view.deactivated_by,
+        "deactivated_at": time(view.deactivated_at),
+    })
+}
+
+fn list_table(views: &[JobView]) -> String {
+    let short = |t: Option<DateTime<Utc>>| {
+        t.map_or("-".to_string(), |t| {
+            t.format("%Y-%m-%d %H:%M:%S").to_string()
+        })
+    };
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "STATUS".into(),
+        "INTERVAL".into(),
+        "LAST RUN (UTC)".into(),
+        "RESULT".into(),
+        "RUNS".into(),
+        "NEXT RUN (UTC)".into(),
+        "LAST ERROR".into(),
+    ]];
+    for v in views {
+        let interval = std::time::Duration::from_secs_f64(v.interval_secs);
+        let error = v
+            .last_error
+            .as_deref()
+            .and_then(|e| e.lines().next())
+            .unwrap_or("-");
+        rows.push([
+            v.name.clone(),
+            v.status.to_string(),
+            format_duration(interval),
+            short(v.last_run),
+            v.last_result.map_or("-".into(), |r| r.to_string()),
+            v.runs.to_string(),
+            short(v.next_run),
+            error.chars().take(60).collect(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        for (c, cell) in row.iter().enumerate() {
+            if c == 7 {
+                let _ = write!(out, "{cell}");
+            } else {
+                let _ = write!(out, "{cell:<width$}  ", width = widths[c]);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs `jobtop history NAME`; returns the exit code.
+pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
+    let config = match config::load(file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("jobtop history: {e}");
+            return exit::USAGE;
+        }
+    };
+    let runs = match Store::open_read_only(&database_path(&config.service.state_dir)) {
+        Ok(store) => match store.history(name, limit) {
+            Ok(runs) => runs,
+            Err(e) => {
+                eprintln!("jobtop history: {e}");
+                return exit::FAILED;
+            }
+        },
+        Err(StoreError::Missing { .. }) => Vec::new(),
+        Err(e) => {
+            eprintln!("jobtop history: {e}");
+            return exit::FAILED;
+        }
+    };
+    if runs.is_empty() && !config.jobs.iter().any(|j| j.name == name) {
+        let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        eprintln!(
+            "jobtop history: no job named {name:?} in {}: expected one of {}",
+            file.display(),
+            names.join(", ")
+        );
+        return exit::FAILED;
+    }
+    if as_json {
+        let rows: Vec<Value> = runs
+            .iter()
+            .map(|r| {
+                json!({
+                    "scheduled": r.scheduled.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    "started": r.started.to_rfc3339_opts(SecondsFormat::Millis, true),
+                    "duration_ms": r.duration.as_secs_f64() * 1e3,
+                    "result": r.result.as_str(),
+                    "error": r.error,
+                    "trigger": r.trigger.as_str(),
+                    "logs": r.logs,
+                })
+            })
+            .collect();
+        say!("{}", Value::Array(rows));
+        return exit::OK;
+    }
+    if runs.is_empty() {
+        say!("{name}: no runs recorded");
+    }
+    for r in &runs {
+        say!(
+            "{}  {:<8} {:>9.1} ms  {}",
+            r.started.format("%Y-%m-%d %H:%M:%S%.3f"),
+            r.result.as_str(),
+            r.duration.as_secs_f64() * 1e3,
+            r.trigger.as_str()
+        );
+        for line in &r.logs {
+            say!("    │ {line}");
+        }
+        if let Some(error) = &r.error {
+            for line in error.lines() {
+                say!("    {line}");
+            }
+        }
+    }
+    exit::OK
+}

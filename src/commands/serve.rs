@@ -1,0 +1,130 @@
+//! `jobtop serve`: the scheduler without a terminal, for systemd. SIGHUP reloads; SIGINT and
+//! SIGTERM shut down gracefully (SPEC section 8).
+
+use std::path::Path;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
+
+use super::exit;
+use crate::config::{self, Config, ConfigError};
+use crate::control::Command;
+use crate::scheduler::{self, SchedulerHandle, SchedulerOptions, database_path};
+use crate::state_dir::{self, StateLock};
+use crate::store::Store;
+
+/// Everything a running service holds: keep it alive as long as the scheduler runs.
+pub struct Service {
+    /// The configuration it started with.
+    pub config: Config,
+    /// The state directory lock.
+    pub lock: StateLock,
+    /// The log writer's guard.
+    pub log_guard: tracing_appender::non_blocking::WorkerGuard,
+}
+
+/// Loads the configuration, takes the state directory and opens the state database; the
+/// message of the error says what was wrong and the exit code to use.
+pub fn prepare(
+    file: &Path,
+    role: &str,
+    stderr_log: bool,
+) -> Result<(Service, Store), (String, u8)> {
+    let config = config::load(file).map_err(|e| {
+        let code = match e {
+            ConfigError::Unreadable { .. } | ConfigError::Invalid { .. } => exit::USAGE,
+        };
+        (e.to_string(), code)
+    })?;
+    let lock = state_dir::lock(&config.service.state_dir, role)
+        .map_err(|e| (e.to_string(), exit::FAILED))?;
+    let log_guard = crate::logging::init(&config.service.state_dir, stderr_log);
+    let store = Store::open(&database_path(&config.service.state_dir))
+        .map_err(|e| (e.to_string(), exit::FAILED))?;
+    Ok((
+        Service {
+            config,
+            lock,
+            log_guard,
+        },
+        store,
+    ))
+}
+
+/// Runs the service until a signal stops it; returns the exit code.
+pub fn run(file: &Path) -> u8 {
+    let (service, store) = match prepare(file, "serve", true) {
+        Ok(prepared) => prepared,
+        Err((message, code)) => {
+            eprintln!("jobtop serve: {message}");
+            return code;
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("jobtop serve: cannot start the async runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    let jobs = service.config.jobs.len();
+    let config = service.config.clone();
+    let code = runtime.block_on(async move {
+        let handle = match scheduler::start(config, store, SchedulerOptions::default()) {
+            Ok(handle) => handle,
+            Err(e) => {
+                eprintln!("jobtop serve: {e}");
+                return exit::FAILED;
+            }
+        };
+        tracing::info!(pid = std::process::id(), jobs, "jobtop serve started");
+        match serve_signals(handle).await {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("jobtop serve: {e}");
+                exit::FAILED
+            }
+        }
+    });
+    drop(service);
+    code
+}
+
+async fn serve_signals(handle: SchedulerHandle) -> std::io::Result<()> {
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let (reply, answer) = oneshot::channel();
+                if handle.commands.send(Command::Reload { reply }).await.is_err() {
+                    break;
+                }
+                match answer.await {
+                    Ok(Ok(summary)) => tracing::info!("SIGHUP: {summary}"),
+                    Ok(Err(e)) => tracing::warn!("SIGHUP: {e}"),
+                    Err(_) => break,
+                }
+            }
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    shutdown(handle).await;
+    Ok(())
+}
+
+/// Asks the scheduler to stop and waits until everything is recorded.
+pub async fn shutdown(handle: SchedulerHandle) {
+    let (reply, done) = oneshot::channel();
+    if handle
+        .commands
+        .send(Command::Shutdown { reply })
+        .await
+        .is_ok()
+    {
+        let _ = done.await;
+    }
+    let _ = handle.task.await;
+}

@@ -1,0 +1,188 @@
+//! The scheduler's answers to operator commands (SPEC section 10).
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::control::{ActionError, Actor, Command, Reply, Subscription};
+use crate::job::{Status, Trigger};
+
+use super::recorder::Record;
+use super::timers::JobId;
+use super::{Internal, Scheduler};
+
+impl Scheduler {
+    pub(super) fn command(&mut self, command: Command) {
+        match command {
+            Command::Subscribe { reply } => {
+                let _ = reply.send(Subscription {
+                    snapshot: self.snapshot(),
+                    events: self.events.subscribe(),
+                });
+            }
+            Command::Reload { reply } => self.start_reload(reply),
+            Command::Activate { job, by, reply } => self.activate(&job, &by, reply),
+            Command::Cancel { job, by, reply } => self.cancel(&job, &by, reply),
+            Command::Trigger { job, by, reply } => {
+                let _ = reply.send(self.trigger(&job, &by));
+            }
+            Command::History { job, limit, reply } => {
+                if let Err(e) = self.find(&job) {
+                    let _ = reply.send(Err(e));
+                } else if !self.recorder.send(Record::History { job, limit, reply }) {
+                    tracing::error!("the recorder is gone: history cannot be read");
+                }
+            }
+            Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    fn audit(&self, by: &Actor, action: &str, job: &str, detail: Option<String>) {
+        tracing::info!(
+            user = by.as_deref().unwrap_or("-"),
+            action,
+            job,
+            "operator action"
+        );
+        self.recorder.send(Record::Audit {
+            user: by.clone(),
+            action: action.to_string(),
+            job: Some(job.to_string()),
+            detail,
+        });
+    }
+
+    /// A deactivated, stopped, sleeping or done job becomes `waiting`, next run one interval
+    /// from now; a deactivation is lifted on disk before the operator is told.
+    fn activate(&mut self, name: &str, by: &Actor, reply: Reply<String>) {
+        let id = match self.find(name) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let at = self.wall_now();
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let was = entry.status;
+        match was {
+            Status::Disabled => {
+                let _ = reply.send(Err(ActionError(format!(
+                    "{name} is disabled in {}: set `active: true` in its entry and reload",
+                    self.config.file.display()
+                ))));
+                return;
+            }
+            Status::Waiting | Status::Running => {
+                let _ = reply.send(Ok(format!("{name} is already active")));
+                return;
+            }
+            Status::Deactivated | Status::Stopped | Status::Sleeping | Status::Done => {}
+        }
+        entry.status = Status::Waiting;
+        entry.deactivated_reason = None;
+        entry.deactivated_by = None;
+        entry.deactivated_at = None;
+        entry.due = Some(Instant::now() + entry.spec.interval);
+        self.arm(id);
+        self.publish(id);
+        self.audit(by, "activate", name, Some(format!("was {was}")));
+        let message = format!("activated {name} (was {was})");
+        if was == Status::Deactivated {
+            let (ack, committed) = oneshot::channel();
+            self.recorder.send(Record::Activate {
+                job: name.to_string(),
+                at,
+                ack: Some(ack),
+            });
+            tokio::spawn(answer_after_commit(committed, reply, message));
+        } else {
+            let _ = reply.send(Ok(message));
+        }
+    }
+
+    /// Deactivates a job, persisted before the operator is told, and aborts its run.
+    fn cancel(&mut self, name: &str, by: &Actor, reply: Reply<String>) {
+        let id = match self.find(name) {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let Some(entry) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let aborted = match &mut entry.running {
+            Some(run) => {
+                run.aborting = true;
+                run.control.abort();
+                true
+            }
+            None => false,
+        };
+        if entry.status == Status::Deactivated && !aborted {
+            let _ = reply.send(Ok(format!("{name} is already deactivated")));
+            return;
+        }
+        let who = by.as_deref().unwrap_or("an operator");
+        let reason = format!("cancelled by {who}");
+        let (ack, committed) = oneshot::channel();
+        self.deactivate(id, &reason, by.clone(), Some(ack));
+        self.publish(id);
+        self.audit(
+            by,
+            "cancel",
+            name,
+            aborted.then(|| "aborted its run".into()),
+        );
+        let message = if aborted {
+            format!("cancelled {name}; its run in progress is being aborted")
+        } else {
+            format!("cancelled {name}")
+        };
+        tokio::spawn(answer_after_commit(committed, reply, message));
+    }
+
+    /// Runs a job now, once, whatever its status (never twice at once).
+    fn trigger(&mut self, name: &str, by: &Actor) -> Result<String, ActionError> {
+        let id: JobId = self.find(name)?;
+        if let Some(entry) = self.jobs.get(&id)
+            && let Some(run) = &entry.running
+        {
+            return Err(ActionError(format!(
+                "{name} is already running (since {}): a job never runs twice at once",
+                run.since.format("%H:%M:%S")
+            )));
+        }
+        self.dispatch(id, Instant::now(), Trigger::Operator);
+        self.publish(id);
+        self.audit(by, "trigger", name, None);
+        Ok(format!("triggered {name}"))
+    }
+
+    fn start_reload(&mut self, reply: Reply<crate::control::ReloadSummary>) {
+        let file = self.config.file.clone();
+        let internal = self.internal.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = super::reload::read(&file);
+            let _ = internal.send(Internal::ReloadRead { result, reply });
+        });
+    }
+}
+
+async fn answer_after_commit(
+    committed: oneshot::Receiver<Result<(), String>>,
+    reply: Reply<String>,
+    message: String,
+) {
+    let answer = match committed.await {
+        Ok(Ok(())) => Ok(message),
+        Ok(Err(e)) => Err(ActionError(format!("not saved in the state database: {e}"))),
+        Err(_) => Err(ActionError(
+            "not saved: the state database writer stopped".into(),
+        )),
+    };
+    let _ = reply.send(answer);
+}

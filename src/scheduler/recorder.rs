@@ -1,0 +1,261 @@
+//! The recorder: one thread that owns the state database and writes what the scheduler tells
+//! it. Runs and live statuses are written in batches, one transaction per batch (as many as
+//! queued up while the previous batch was written); deactivations and activations are
+//! committed before they are acknowledged.
+
+use std::collections::HashMap;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::control::{ActionError, JobEvent, Reply, RunSummary};
+use crate::store::{LiveUpdate, RunRecord, Store};
+
+/// Most messages folded into one transaction.
+const MAX_BATCH: usize = 10_000;
+
+/// How often history retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// An acknowledgement that a decision is on disk, or why it is not.
+pub type Ack = oneshot::Sender<Result<(), String>>;
+
+/// What the recorder can be told.
+pub enum Record {
+    /// A finished (or skipped) run.
+    Run(RunRecord),
+    /// A job's live status and next run, for `list` while the service runs.
+    Live(LiveUpdate),
+    /// Deactivate a job, persisted.
+    Deactivate {
+        /// The job.
+        job: String,
+        /// Why.
+        reason: String,
+        /// The operator, if one asked.
+        by: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+        /// Told once it is committed.
+        ack: Option<Ack>,
+    },
+    /// Clear a job's deactivation, persisted.
+    Activate {
+        /// The job.
+        job: String,
+        /// When.
+        at: DateTime<Utc>,
+        /// Told once it is committed.
+        ack: Option<Ack>,
+    },
+    /// Keep the live status only of these jobs (the others left the configuration).
+    Configured(Vec<String>),
+    /// An operator action for the audit table.
+    Audit {
+        /// Who.
+        user: Option<String>,
+        /// What.
+        action: String,
+        /// On which job.
+        job: Option<String>,
+        /// Anything else.
+        detail: Option<String>,
+    },
+    /// Recent runs of a job, newest first, after writing everything queued.
+    History {
+        /// The job.
+        job: String,
+        /// At most this many.
+        limit: usize,
+        /// Receives the runs.
+        reply: Reply<Vec<RunSummary>>,
+    },
+    /// Write everything queued, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: std_mpsc::Sender<Record>,
+}
+
+impl Recorder {
+    /// Starts the recorder thread on `store`; store errors are reported as notices on `events`.
+    pub fn start(
+        store: Store,
+        keep_runs: u32,
+        keep_days: u32,
+        events: broadcast::Sender<JobEvent>,
+    ) -> std::io::Result<(Recorder, std::thread::JoinHandle<()>)> {
+        let (queue, inbox) = std_mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("jobtop-recorder".into())
+            .spawn(move || {
+                RecorderThread {
+                    store,
+                    keep_runs,
+                    keep_days,
+                    events,
+                    last_retention: None,
+                }
+                .serve(&inbox);
+            })?;
+        Ok((Recorder { queue }, thread))
+    }
+
+    /// Queues a message; false when the recorder is gone.
+    pub fn send(&self, record: Record) -> bool {
+        self.queue.send(record).is_ok()
+    }
+}
+
+struct RecorderThread {
+    store: Store,
+    keep_runs: u32,
+    keep_days: u32,
+    events: broadcast::Sender<JobEvent>,
+    last_retention: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Batch {
+    runs: Vec<RunRecord>,
+    live: HashMap<String, LiveUpdate>,
+}
+
+impl RecorderThread {
+    fn serve(mut self, inbox: &std_mpsc::Receiver<Record>) {
+        let mut batch = Batch::default();
+        while let Ok(first) = inbox.recv() {
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(record) = next {
+                self.take(record, &mut batch);
+                taken += 1;
+                next = if taken < MAX_BATCH {
+                    inbox.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            self.write(&mut batch);
+            self.retain_history();
+        }
+        self.write(&mut batch);
+    }
+
+    fn take(&mut self, record: Record, batch: &mut Batch) {
+        match record {
+            Record::Run(run) => batch.runs.push(run),
+            Record::Live(live) => {
+                batch.live.insert(live.job.clone(), live);
+            }
+            Record::Deactivate {
+                job,
+                reason,
+                by,
+                at,
+                ack,
+            } => {
+                // Earlier runs first: the order on disk is the order things happened.
+                self.write(batch);
+                let result = self
+                    .store
+                    .deactivate(&job, &reason, by.as_deref(), at)
+                    .map_err(|e| e.to_string());
+                self.answer(ack, result, &format!("deactivating {job}"));
+            }
+            Record::Activate { job, at, ack } => {
+                self.write(batch);
+                let result = self.store.activate(&job, at).map_err(|e| e.to_string());
+                self.answer(ack, result, &format!("activating {job}"));
+            }
+            Record::Configured(names) => {
+                self.write(batch);
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                if let Err(e) = self.store.forget_jobs_except(&names) {
+                    self.notice(&format!("cannot update the state database: {e}"));
+                }
+            }
+            Record::Audit {
+                user,
+                action,
+                job,
+                detail,
+            } => {
+                let entry = crate::store::AuditEntry {
+                    at: Utc::now(),
+                    user,
+                    action,
+                    job,
+                    detail,
+                };
+                if let Err(e) = self.store.record_audit(&entry) {
+                    self.notice(&format!("cannot write the audit trail: {e}"));
+                }
+            }
+            Record::History { job, limit, reply } => {
+                self.write(batch);
+                let runs = self
+                    .store
+                    .history(&job, limit)
+                    .map(|runs| runs.iter().map(super::run_summary).collect())
+                    .map_err(|e| ActionError(format!("cannot read the history of {job}: {e}")));
+                let _ = reply.send(runs);
+            }
+            Record::Flush(done) => {
+                self.write(batch);
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn answer(&self, ack: Option<Ack>, result: Result<(), String>, what: &str) {
+        if let Err(e) = &result {
+            self.notice(&format!("{what} was not saved: {e}"));
+        }
+        if let Some(ack) = ack {
+            let _ = ack.send(result);
+        }
+    }
+
+    fn write(&mut self, batch: &mut Batch) {
+        if batch.runs.is_empty() && batch.live.is_empty() {
+            return;
+        }
+        let live: Vec<LiveUpdate> = batch.live.drain().map(|(_, v)| v).collect();
+        if let Err(e) = self.store.record(&batch.runs, &live) {
+            self.notice(&format!(
+                "cannot record {} runs in the state database: {e}",
+                batch.runs.len()
+            ));
+        }
+        batch.runs.clear();
+    }
+
+    fn retain_history(&mut self) {
+        if self
+            .last_retention
+            .is_some_and(|at| at.elapsed() < RETENTION_EVERY)
+        {
+            return;
+        }
+        self.last_retention = Some(Instant::now());
+        if let Err(e) = self
+            .store
+            .enforce_retention(self.keep_runs, self.keep_days, Utc::now())
+        {
+            self.notice(&format!("cannot trim the run history: {e}"));
+        }
+    }
+
+    fn notice(&self, message: &str) {
+        tracing::error!("{message}");
+        let _ = self.events.send(JobEvent::Notice {
+            message: message.to_string(),
+        });
+    }
+}

@@ -1,0 +1,149 @@
+//! The scheduler's own record of each job: its definition, where it stands, its counters,
+//! and the run in progress. Only the scheduler task touches it; others get [`JobView`]s.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use crate::config::JobSpec;
+use crate::control::JobView;
+use crate::job::{RunResult, Status};
+use crate::runtime::RunControl;
+use crate::store::JobState;
+
+/// The run a job has in progress.
+pub struct Running {
+    /// Matches the worker's answer to this run.
+    pub run_id: u64,
+    /// Its stop flag.
+    pub control: RunControl,
+    /// When it was handed to a worker.
+    pub since: DateTime<Utc>,
+    /// Set when an operator cancelled the job: the row shows `deactivated`, not `running`.
+    pub aborting: bool,
+}
+
+/// One configured job.
+pub struct JobEntry {
+    /// Its definition from `jobs.yaml`.
+    pub spec: Arc<JobSpec>,
+    /// How messages name its file (`jobs/x.lua`).
+    pub display_name: String,
+    /// Where it stands when no run is in progress.
+    pub status: Status,
+    /// Its next due time, while it has one.
+    pub due: Option<Instant>,
+    /// Bumped whenever `due` changes, so older timers are ignored.
+    pub timer_generation: u64,
+    /// The run in progress.
+    pub running: Option<Running>,
+    /// When the last run started.
+    pub last_run: Option<DateTime<Utc>>,
+    /// When the last run was due.
+    pub last_scheduled: Option<DateTime<Utc>>,
+    /// How the last run ended.
+    pub last_result: Option<RunResult>,
+    /// How long it took.
+    pub last_duration_ms: Option<f64>,
+    /// The newest error.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Runs (skips not counted).
+    pub runs: u64,
+    /// Runs that ended `ok`.
+    pub oks: u64,
+    /// Runs that failed.
+    pub errors: u64,
+    /// Due times skipped because a run was still going.
+    pub skips: u64,
+    /// Why it is deactivated.
+    pub deactivated_reason: Option<String>,
+    /// Who deactivated it.
+    pub deactivated_by: Option<String>,
+    /// When.
+    pub deactivated_at: Option<DateTime<Utc>>,
+}
+
+impl JobEntry {
+    /// A job as the state database last knew it (or new, without `state`).
+    pub fn new(spec: Arc<JobSpec>, display_name: String, state: Option<&JobState>) -> JobEntry {
+        let deactivated = state.is_some_and(|s| s.deactivated);
+        let status = if deactivated {
+            Status::Deactivated
+        } else if spec.active {
+            Status::Waiting
+        } else {
+            Status::Disabled
+        };
+        JobEntry {
+            spec,
+            display_name,
+            status,
+            due: None,
+            timer_generation: 0,
+            running: None,
+            last_run: state.and_then(|s| s.last_run),
+            last_scheduled: state.and_then(|s| s.last_scheduled),
+            last_result: state.and_then(|s| s.last_result),
+            last_duration_ms: state.and_then(|s| s.last_duration_ms),
+            last_error: state.and_then(|s| s.last_error.clone()),
+            last_error_at: state.and_then(|s| s.last_error_at),
+            runs: state.map_or(0, |s| s.runs),
+            oks: state.map_or(0, |s| s.oks),
+            errors: state.map_or(0, |s| s.errors),
+            skips: state.map_or(0, |s| s.skips),
+            deactivated_reason: state.and_then(|s| s.deactivated_reason.clone()),
+            deactivated_by: state.and_then(|s| s.deactivated_by.clone()),
+            deactivated_at: state.and_then(|s| s.deactivated_at),
+        }
+    }
+
+    /// The status shown to operators: `running` while a run is in progress (unless the job
+    /// was cancelled and its run is being aborted).
+    pub fn shown_status(&self) -> Status {
+        match &self.running {
+            Some(run) if !run.aborting => Status::Running,
+            _ => self.status,
+        }
+    }
+
+    /// Whether the scheduler should keep a timer for this job.
+    pub fn is_scheduled(&self) -> bool {
+        matches!(self.status, Status::Waiting | Status::Sleeping)
+    }
+
+    /// The row for dashboards and `list`; `wall_of` turns a due instant into wall time.
+    pub fn view(&self, wall_of: impl Fn(Instant) -> DateTime<Utc>) -> JobView {
+        let spec = &self.spec;
+        JobView {
+            name: spec.name.clone(),
+            path: spec.path.clone(),
+            interval_secs: spec.interval.as_secs_f64(),
+            status: self.shown_status(),
+            last_run: self.last_run,
+            last_result: self.last_result,
+            last_duration_ms: self.last_duration_ms,
+            last_error: self.last_error.clone(),
+            last_error_at: self.last_error_at,
+            runs: self.runs,
+            oks: self.oks,
+            errors: self.errors,
+            skips: self.skips,
+            next_run: if self.is_scheduled() {
+                self.due.map(wall_of)
+            } else {
+                None
+            },
+            running_since: self.running.as_ref().map(|r| r.since),
+            deactivated_reason: self.deactivated_reason.clone(),
+            deactivated_by: self.deactivated_by.clone(),
+            deactivated_at: self.deactivated_at,
+            timeout_secs: spec.timeout.as_secs_f64(),
+            memory_bytes: spec.memory,
+            run_once: spec.run_once,
+            entry_yaml: spec.entry_yaml.clone(),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The `jobs` table: per-job state, operator actions and the scheduler's batched writes.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::codec::{self, JOB_COLUMNS};
+use super::{JobState, LiveUpdate, RunRecord, Store, StoreError};
+use crate::job::{RunResult, Status};
+
+/// Upsert of a job row for a run that is not skipped. `?6`/`?7` (error, its time) are NULL for
+/// runs without an error, and then leave the stored last error as it was.
+const UPSERT_RUN: &str = "
+    INSERT INTO jobs (name, last_run, last_scheduled, last_result, last_duration_ms,
+                      last_error, last_error_at, runs, oks, errors, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)
+    ON CONFLICT (name) DO UPDATE SET
+        last_run = excluded.last_run,
+        last_scheduled = excluded.last_scheduled,
+        last_result = excluded.last_result,
+        last_duration_ms = excluded.last_duration_ms,
+        last_error = coalesce(excluded.last_error, last_error),
+        last_error_at = CASE WHEN excluded.last_error IS NULL
+                             THEN last_error_at ELSE excluded.last_error_at END,
+        runs = runs + 1,
+        oks = oks + excluded.oks,
+        errors = errors + excluded.errors,
+        updated_at = excluded.updated_at";
+
+/// Upsert of a job row for a skipped run: only the count moves.
+const UPSERT_SKIP: &str = "
+    INSERT INTO jobs (name, skips, updated_at) VALUES (?1, 1, ?2)
+    ON CONFLICT (name) DO UPDATE SET skips = skips + 1, updated_at = excluded.updated_at";
+
+const INSERT_RUN: &str = "
+    INSERT INTO runs (job, scheduled, started, duration_ms, result, error, logs, \"trigger\")
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+const UPSERT_LIVE: &str = "
+    INSERT INTO jobs (name, status, next_run, updated_at) VALUES (?1, ?2, ?3, ?4)
+    ON CONFLICT (name) DO UPDATE SET
+        status = excluded.status, next_run = excluded.next_run, updated_at = excluded.updated_at";
+
+impl Store {
+    /// Every job row, ordered by name.
+    ///
+    /// # Errors
+    /// When the database cannot be read or holds a value this build does not write.
+    pub fn job_states(&self) -> Result<Vec<JobState>, StoreError> {
+        let fail = self.fail("reading job states");
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY name"))
+            .map_err(&fail)?;
+        stmt.query_map([], codec::job_state)
+            .and_then(Iterator::collect)
+            .map_err(fail)
+    }
+
+    /// The row of one job, if the database has one.
+    ///
+    /// # Errors
+    /// When the database cannot be read or holds a value this build does not write.
+    pub fn job_state(&self, name: &str) -> Result<Option<JobState>, StoreError> {
+        let fail = self.fail("reading a job state");
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE name = ?1"))
+            .map_err(&fail)?;
+        stmt.query_row([name], codec::job_state)
+            .optional()
+            .map_err(fail)
+    }
+
+    /// Deactivates a job (creating its row if needed), with its reason, the unix user who
+    /// asked (for operator actions) and the time. Committed durably before it returns.
+    ///
+    /// It also sets the stored status to `deactivated` and clears the next run time, so that
+    /// readers see the change even when no service is running to report it.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn deactivate(
+        &mut self,
+        name: &str,
+        reason: &str,
+        by: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = codec::time(at);
+        self.durably("deactivating a job", |tx| {
+            tx.execute(
+                "INSERT INTO jobs (name, deactivated, deactivated_reason, deactivated_at,
+                                   deactivated_by, status, next_run, updated_at)
+                 VALUES (?1, 1, ?2, ?3, ?4, ?5, NULL, ?3)
+                 ON CONFLICT (name) DO UPDATE SET
+                     deactivated = 1,
+                     deactivated_reason = excluded.deactivated_reason,
+                     deactivated_at = excluded.deactivated_at,
+                     deactivated_by = excluded.deactivated_by,
+                     status = excluded.status,
+                     next_run = NULL,
+                     updated_at = excluded.updated_at",
+                params![name, reason, at, by, Status::Deactivated.as_str()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Clears a job's deactivation (reason, time and user too). The last error stays, as SPEC
+    /// section 5 wants it visible until a newer one replaces it. A stored `deactivated` status
+    /// becomes unknown (`None`) until the service reports the new one. Committed durably.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn activate(&mut self, name: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let at = codec::time(at);
+        self.durably("activating a job", |tx| {
+            tx.execute(
+                "UPDATE jobs SET
+                     deactivated = 0,
+                     deactivated_reason = NULL,
+                     deactivated_at = NULL,
+                     deactivated_by = NULL,
+                     status = CASE WHEN status = ?3 THEN NULL ELSE status END,
+                     updated_at = ?2
+                 WHERE name = ?1",
+                params![name, at, Status::Deactivated.as_str()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Stores a batch of finished runs and live statuses in one transaction, in the order
+    /// given: each run goes into the history and updates its job's `last_*` fields and counts;
+    /// then each live update sets its job's status and next run time.
+    ///
+    /// A `skipped` run only adds to `skips` (it is in the history, but is not the last run).
+    /// The last error is replaced only by a run that has one (failures and `aborted`); a later
+    /// successful run leaves it.
+    ///
+    /// # Errors
+    /// When the database cannot be written; then nothing of the batch is stored.
+    pub fn record(&mut self, runs: &[RunRecord], live: &[LiveUpdate]) -> Result<(), StoreError> {
+        if runs.is_empty() && live.is_empty() {
+            return Ok(());
+        }
+        let fail = |err| StoreError::from_sqlite(&self.path, "recording runs", err);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        record_in(&tx, runs, live).map_err(fail)?;
+        tx.commit().map_err(fail)
+    }
+
+    /// Marks every job not in `names` as not configured now: its status and next run become
+    /// NULL. Rows are kept, so a job removed from `jobs.yaml` and added back later is still
+    /// deactivated and keeps its counts and history.
+    ///
+    /// # Errors
+    /// When the database cannot be written.
+    pub fn forget_jobs_except(&mut self, names: &[&str]) -> Result<(), StoreError> {
+        let keep: HashSet<&str> = names.iter().copied().collect();
+        let fail = |err| StoreError::from_sqlite(&self.path, "forgetting removed jobs", err);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let known: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT name FROM jobs WHERE status IS NOT NULL OR next_run IS NOT NULL")
+                .map_err(fail)?;
+            stmt.query_map([], |row| row.get(0))
+                .and_then(Iterator::collect)
+                .map_err(fail)?
+        };
+        {
+            let mut clear = tx
+                .prepare("UPDATE jobs SET status = NULL, next_run = NULL WHERE name = ?1")
+                .map_err(fail)?;
+            for name in known.iter().filter(|n| !keep.contains(n.as_str())) {
+                clear.execute([name]).map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
+    /// Runs `write` in a transaction committed with `synchronous=FULL`, so that what it writes
+    /// survives a power loss, not only a crash: for operator actions, which are acknowledged.
+    fn durably(
+        &mut self,
+        context: &'static str,
+        write: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let fail = |err| StoreError::from_sqlite(&path, context, err);
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(fail)?;
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            write(&tx)?;
+            tx.commit()
+        })();
+        let reset = self.conn.pragma_update(None, "synchronous", "NORMAL");
+        result.and(reset).map_err(fail)
+    }
+}
+
+fn record_in(
+    tx: &Transaction<'_>,
+    runs: &[RunRecord],
+    live: &[LiveUpdate],
+) -> rusqlite::Result<()> {
+    let now = codec::time(Utc::now());
+    let mut upsert_run = tx.prepare_cached(UPSERT_RUN)?;
+    let mut upsert_skip = tx.prepare_cached(UPSERT_SKIP)?;
+    let mut insert_run = tx.prepare_cached(INSERT_RUN)?;
+    for run in runs {
+        let started = codec::time(run.started);
+        let ms = codec::millis(run.duration);
+        // The job row first: `runs.job` references it.
+        if run.result == RunResult::Skipped {
+            upsert_skip.execute(params![run.job, now])?;
+        } else {
+            let error = last_error(run);
+            let error_at = error.map(|_| {
+                let end = TimeDelta::from_std(run.duration)
+                    .ok()
+                    .and_then(|d| run.started.checked_add_signed(d))
+                    .unwrap_or(run.started);
+                codec::time(end)
+            });
+            upsert_run.execute(params![
+                run.job,
+                started,
+                codec::time(run.scheduled),
+                run.result.as_str(),
+                ms,
+                error,
+                error_at,
+                i64::from(run.result == RunResult::Ok),
+                i64::from(run.result.is_failure()),
+                now,
+            ])?;
+        }
+        insert_run.execute(params![
+            run.job,
+            codec::time(run.scheduled),
+            started,
+            ms,
+            run.result.as_str(),
+            run.error,
+            codec::logs_json(&run.logs),
+            run.trigger.as_str(),
+        ])?;
+    }
+    let mut upsert_live = tx.prepare_cached(UPSERT_LIVE)?;
+    for update in live {
+        upsert_live.execute(params![
+            update.job,
+            update.status.as_str(),
+            codec::opt_time(update.next_run),
+            now,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The error a run leaves as its job's last error: failures and `aborted` runs have one (their
+/// result word stands in when the run carries no message); other runs have none.
+fn last_error(run: &RunRecord) -> Option<&str> {
+    if run.result.is_failure() || run.result == RunResult::Aborted {
+        Some(run.error.as_deref().unwrap_or(run.result.as_str()))
+    } else {
+        None
+    }
+}
