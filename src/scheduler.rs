@@ -37,6 +37,9 @@ use workers::{Done, Work, WorkerPool};
 /// How long a job that returned `job.SLEEP` rests.
 pub const SLEEP_FOR: Duration = Duration::from_secs(24 * 3600);
 
+/// Most skip records written for one overdue timer (the count in the job row is exact).
+const MAX_SKIP_RECORDS: usize = 100;
+
 /// How many events a subscriber may fall behind before it must take a new snapshot.
 const EVENT_BUFFER: usize = 16_384;
 
@@ -316,24 +319,40 @@ impl Scheduler {
         };
         let interval = entry.spec.interval;
         let run_once = entry.spec.run_once;
+        // Late by a whole interval or more (a stall): this run stands for the latest slot,
+        // so the helpers see the time it really runs at; the slots in between are dropped.
+        let latest = latest_slot(due, interval, now);
+        let next = latest + interval;
         if entry.running.is_some() {
-            entry.skips += 1;
-            let record = RunRecord {
-                job: entry.spec.name.clone(),
-                scheduled: wall_of(self.wall.now(), now, due),
-                started: self.wall.now(),
-                duration: Duration::ZERO,
-                result: RunResult::Skipped,
-                error: Some("the previous run was still going".into()),
-                logs: Vec::new(),
-                trigger: Trigger::Schedule,
-            };
-            self.recorder.send(Record::Run(record));
+            // Every slot that came while the run was going is a skip, stall or not.
+            let mut slot = due;
+            let mut skipped = 0u64;
+            let mut records = Vec::new();
+            while slot <= latest {
+                skipped += 1;
+                if records.len() < MAX_SKIP_RECORDS {
+                    records.push(RunRecord {
+                        job: entry.spec.name.clone(),
+                        scheduled: wall_of(self.wall.now(), now, slot),
+                        started: self.wall.now(),
+                        duration: Duration::ZERO,
+                        result: RunResult::Skipped,
+                        error: Some("the previous run was still going".into()),
+                        logs: Vec::new(),
+                        trigger: Trigger::Schedule,
+                    });
+                }
+                slot += interval;
+            }
+            entry.skips += skipped;
+            for record in records {
+                self.recorder.send(Record::Run(record));
+            }
         } else {
             if entry.status == Status::Sleeping {
                 entry.status = Status::Waiting;
             }
-            self.dispatch(id, due, Trigger::Schedule);
+            self.dispatch(id, latest, Trigger::Schedule);
         }
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
@@ -342,7 +361,7 @@ impl Scheduler {
             entry.due = None;
             entry.timer_generation += 1;
         } else {
-            entry.due = Some(next_slot(due, interval, now));
+            entry.due = Some(next);
             self.arm(id);
         }
         self.publish(id);
@@ -626,16 +645,32 @@ fn first_due(entry: &JobEntry, now: Instant, wall_now: DateTime<Utc>, at_start: 
     }
 }
 
-/// The next slot on a job's phase after `due` that is still ahead of `now`.
-fn next_slot(due: Instant, interval: Duration, now: Instant) -> Instant {
-    let next = due + interval;
-    if next > now {
-        return next;
+/// The latest slot on a job's phase (`due` plus whole intervals) that is not after `now`.
+fn latest_slot(due: Instant, interval: Duration, now: Instant) -> Instant {
+    if now <= due {
+        return due;
     }
-    let behind = now.duration_since(next).as_nanos();
-    let steps = behind / interval.as_nanos().max(1) + 1;
+    let behind = now.duration_since(due).as_nanos();
+    let steps = behind / interval.as_nanos().max(1);
     let steps = u32::try_from(steps).unwrap_or(u32::MAX);
-    next + interval.saturating_mul(steps)
+    due + interval.saturating_mul(steps)
+}
+
+/// The first slot on a job's phase, given its last due time, that is still ahead: used when
+/// a stopped job resumes on reload, so it keeps its rhythm instead of running at once.
+fn resume_due(entry: &JobEntry, now: Instant, wall_now: DateTime<Utc>) -> Instant {
+    let interval = entry.spec.interval;
+    let Some(last) = entry.last_scheduled else {
+        return now + interval;
+    };
+    let interval_ns = i128::try_from(interval.as_nanos())
+        .unwrap_or(i128::MAX)
+        .max(1);
+    let since_last = i128::from((wall_now - last).num_nanoseconds().unwrap_or(i64::MAX));
+    // Slots are last + k * interval; the first one after now, at least one interval on.
+    let k = (since_last.div_euclid(interval_ns) + 1).max(1);
+    let ahead = (k * interval_ns - since_last).clamp(0, interval_ns);
+    now + Duration::from_nanos(u64::try_from(ahead).unwrap_or(u64::MAX))
 }
 
 /// Wall-clock time of `at`, given the two clocks read at the same moment.

@@ -13,7 +13,7 @@ use crate::job::Status;
 use crate::store::{JobState, Store};
 
 use super::recorder::Record;
-use super::{Scheduler, database_path, first_due, zone_of};
+use super::{Scheduler, database_path, resume_due, zone_of};
 
 /// Reads the configuration and the jobs' durable state (off the scheduler task).
 pub fn read(file: &Path) -> Result<(Config, Vec<JobState>), String> {
@@ -106,17 +106,17 @@ impl Scheduler {
                         entry.status = Status::Disabled;
                     } else if entry.status == Status::Disabled {
                         entry.status = Status::Waiting;
-                        entry.due = Some(first_due(entry, now, wall_now, false));
+                        entry.due = Some(resume_due(entry, now, wall_now));
                     }
                 }
                 if interval_changed && entry.is_scheduled() {
-                    entry.due = Some(first_due(entry, now, wall_now, false));
+                    entry.due = Some(resume_due(entry, now, wall_now));
                 }
                 summary.changed.push(name.clone());
             }
             if was_stopped && entry.spec.active {
                 entry.status = Status::Waiting;
-                entry.due = Some(first_due(entry, now, wall_now, false));
+                entry.due = Some(resume_due(entry, now, wall_now));
                 summary.resumed.push(name);
             } else if !changed {
                 summary.unchanged += 1;
