@@ -56,6 +56,10 @@ pub struct ServiceConfig {
     pub defaults: JobDefaults,
     /// How much run history to keep.
     pub history: HistoryConfig,
+    /// A Unix group whose members may act through the control socket.
+    pub operators: Option<String>,
+    /// A Unix group whose members may list and subscribe, but not act.
+    pub viewers: Option<String>,
 }
 
 impl ServiceConfig {
@@ -68,6 +72,8 @@ impl ServiceConfig {
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             defaults: JobDefaults::default(),
             history: HistoryConfig::default(),
+            operators: None,
+            viewers: None,
         }
     }
 }

@@ -11,6 +11,8 @@ pub mod job;
 pub mod logging;
 pub mod runtime;
 pub mod scheduler;
+pub mod socket;
 pub mod state_dir;
 pub mod store;
+pub mod tui;
 pub mod units;

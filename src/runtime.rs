@@ -242,6 +242,10 @@ fn judge(ending: Ending, request: &RunRequest) -> (RunResult, Option<String>) {
             ),
             StopReason::Memory => (RunResult::Memory, Some(memory_message(request.memory))),
             StopReason::Aborted => (RunResult::Aborted, Some("aborted by operator".into())),
+            StopReason::Shutdown => (
+                RunResult::Aborted,
+                Some("aborted at shutdown: the run outlasted the grace period".into()),
+            ),
         };
     }
     match ending {

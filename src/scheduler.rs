@@ -107,7 +107,7 @@ pub fn start(
 ) -> Result<SchedulerHandle, StartError> {
     let states = store.job_states()?;
     let (events, _) = broadcast::channel(EVENT_BUFFER);
-    let (recorder, _recorder_thread) = Recorder::start(
+    let (recorder, recorder_thread) = Recorder::start(
         store,
         config.service.history.keep_runs,
         config.service.history.keep_days,
@@ -129,6 +129,7 @@ pub fn start(
         timers: TimerQueue::default(),
         pool,
         recorder,
+        recorder_thread: Some(recorder_thread),
         events,
         internal: internal_tx,
         wall: options.wall,
@@ -149,6 +150,10 @@ pub fn start(
     scheduler
         .recorder
         .send(Record::Configured(scheduler.job_names()));
+    // `list` reads statuses and next runs from the database while a service runs.
+    for id in scheduler.order.clone() {
+        scheduler.publish(id);
+    }
     let task = tokio::spawn(scheduler.serve(commands_rx, done_rx, internal_rx));
     Ok(SchedulerHandle {
         commands: commands_tx,
@@ -189,6 +194,7 @@ struct Scheduler {
     timers: TimerQueue,
     pool: WorkerPool,
     recorder: Recorder,
+    recorder_thread: Option<std::thread::JoinHandle<()>>,
     events: broadcast::Sender<JobEvent>,
     internal: mpsc::UnboundedSender<Internal>,
     wall: WallClock,
@@ -595,7 +601,7 @@ impl Scheduler {
         }
         for entry in self.jobs.values() {
             if let Some(run) = &entry.running {
-                run.control.abort();
+                run.control.stop(crate::runtime::StopReason::Shutdown);
             }
         }
     }
@@ -619,10 +625,15 @@ impl Scheduler {
             let _ = done.await;
         }
         self.pool.stop().await;
-        if let Some(shutdown) = self.shutdown.take() {
-            for reply in shutdown.replies {
-                let _ = reply.send(());
-            }
+        // Closing the recorder's queue ends its thread, which closes the database cleanly.
+        let replies = self.shutdown.take().map(|s| s.replies).unwrap_or_default();
+        let recorder_thread = self.recorder_thread.take();
+        drop(self);
+        if let Some(thread) = recorder_thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        for reply in replies {
+            let _ = reply.send(());
         }
         tracing::info!("scheduler stopped");
     }
@@ -690,7 +701,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-fn run_summary(record: &RunRecord) -> RunSummary {
+/// A stored run as history and the details view show it.
+pub fn run_summary(record: &RunRecord) -> RunSummary {
     RunSummary {
         scheduled: record.scheduled,
         started: record.started,

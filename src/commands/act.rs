@@ -14,6 +14,7 @@ use crate::config::{self, Config, JobSpec};
 use crate::job::{RunResult, Trigger};
 use crate::runtime::{JobRunner, LocalZone, RunControl, RunRequest, ScriptCache};
 use crate::scheduler::database_path;
+use crate::socket::{self, client, protocol::Request};
 use crate::state_dir;
 use crate::store::{RunRecord, Store};
 
@@ -65,6 +66,29 @@ pub fn run(file: &Path, action: Action, name: &str) -> u8 {
         Action::Cancel => "cancel",
         Action::Trigger => "trigger",
     };
+    let request = match action {
+        Action::Activate => Request::Activate {
+            job: name.to_string(),
+        },
+        Action::Cancel => Request::Cancel {
+            job: name.to_string(),
+        },
+        Action::Trigger => Request::Trigger {
+            job: name.to_string(),
+        },
+    };
+    if let Some(answer) = client::call(&socket::path_for_config(file), &request) {
+        return match answer {
+            Ok(message) => {
+                say!("{}", message.as_str().unwrap_or_default());
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("jobtop {verb}: {e}");
+                exit::FAILED
+            }
+        };
+    }
     match act(file, action, name) {
         Ok((message, code)) => {
             say!("{message}");
@@ -193,8 +217,25 @@ fn trigger(
     Ok((message, code))
 }
 
-/// `jobtop reload` with no service: nothing to do, and it says so.
+/// `jobtop reload`: through the running service's control socket; with no service there is
+/// nothing to do, and it says so.
 pub fn reload(file: &Path) -> u8 {
+    if let Some(answer) = client::call(&socket::path_for_config(file), &Request::Reload) {
+        let summary = answer.and_then(|v| {
+            serde_json::from_value::<crate::control::ReloadSummary>(v)
+                .map_err(|e| format!("unreadable answer: {e}"))
+        });
+        return match summary {
+            Ok(summary) => {
+                say!("{summary}");
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("jobtop reload: {e}");
+                exit::FAILED
+            }
+        };
+    }
     let config = match config::load(file) {
         Ok(config) => config,
         Err(e) => {

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 
 use super::exit;
 use crate::config::{self, Config};
-use crate::control::JobView;
-use crate::scheduler::{database_path, stored_view};
+use crate::control::{JobView, RunSummary, Snapshot};
+use crate::scheduler::{database_path, run_summary, stored_view};
+use crate::socket::{self, client, protocol::Request};
 use crate::state_dir;
 use crate::store::{JobState, Store, StoreError};
 use crate::units::format_duration;
@@ -32,8 +33,24 @@ fn read(file: &Path) -> Result<Stored, (String, u8)> {
     Ok((config, states, holder))
 }
 
-/// Runs `jobtop list`; returns the exit code.
+/// Runs `jobtop list`: live from a running service, else from the state database.
 pub fn run_list(file: &Path, as_json: bool) -> u8 {
+    if let Some(answer) = client::call(&socket::path_for_config(file), &Request::Snapshot) {
+        let snapshot = answer.and_then(|v| {
+            serde_json::from_value::<Snapshot>(v).map_err(|e| format!("unreadable answer: {e}"))
+        });
+        return match snapshot {
+            Ok(snapshot) => {
+                let holder = format!("live from jobtop pid {}", snapshot.pid);
+                print_list(&snapshot.jobs, Some(&holder), as_json);
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("jobtop list: {e}");
+                exit::FAILED
+            }
+        };
+    }
     let (config, states, holder) = match read(file) {
         Ok(read) => read,
         Err((message, code)) => {
@@ -49,17 +66,21 @@ pub fn run_list(file: &Path, as_json: bool) -> u8 {
             stored_view(spec, state, holder.is_some())
         })
         .collect();
+    print_list(&views, holder.as_deref(), as_json);
+    exit::OK
+}
+
+fn print_list(views: &[JobView], holder: Option<&str>, as_json: bool) {
     if as_json {
         let rows: Vec<Value> = views.iter().map(list_json).collect();
         say!("{}", Value::Array(rows));
     } else {
-        match &holder {
+        match holder {
             Some(holder) => say!("service: running ({holder})"),
             None => say!("service: not running (statuses as last recorded)"),
         }
-        say_raw!("{}", list_table(&views));
+        say_raw!("{}", list_table(views));
     }
-    exit::OK
 }
 
 fn time(t: Option<DateTime<Utc>>) -> Value {
@@ -142,8 +163,28 @@ fn list_table(views: &[JobView]) -> String {
     out
 }
 
-/// Runs `jobtop history NAME`; returns the exit code.
+/// Runs `jobtop history NAME`: live from a running service, else from the state database.
 pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
+    let request = Request::History {
+        job: name.to_string(),
+        limit,
+    };
+    if let Some(answer) = client::call(&socket::path_for_config(file), &request) {
+        let runs = answer.and_then(|v| {
+            serde_json::from_value::<Vec<RunSummary>>(v)
+                .map_err(|e| format!("unreadable answer: {e}"))
+        });
+        return match runs {
+            Ok(runs) => {
+                print_history(name, &runs, as_json);
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("jobtop history: {e}");
+                exit::FAILED
+            }
+        };
+    }
     let config = match config::load(file) {
         Ok(config) => config,
         Err(e) => {
@@ -174,6 +215,12 @@ pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
         );
         return exit::FAILED;
     }
+    let runs: Vec<RunSummary> = runs.iter().map(run_summary).collect();
+    print_history(name, &runs, as_json);
+    exit::OK
+}
+
+fn print_history(name: &str, runs: &[RunSummary], as_json: bool) {
     if as_json {
         let rows: Vec<Value> = runs
             .iter()
@@ -181,27 +228,27 @@ pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
                 json!({
                     "scheduled": r.scheduled.to_rfc3339_opts(SecondsFormat::Millis, true),
                     "started": r.started.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    "duration_ms": r.duration.as_secs_f64() * 1e3,
+                    "duration_ms": r.duration_ms,
                     "result": r.result.as_str(),
                     "error": r.error,
-                    "trigger": r.trigger.as_str(),
+                    "trigger": r.trigger,
                     "logs": r.logs,
                 })
             })
             .collect();
         say!("{}", Value::Array(rows));
-        return exit::OK;
+        return;
     }
     if runs.is_empty() {
         say!("{name}: no runs recorded");
     }
-    for r in &runs {
+    for r in runs {
         say!(
             "{}  {:<8} {:>9.1} ms  {}",
             r.started.format("%Y-%m-%d %H:%M:%S%.3f"),
             r.result.as_str(),
-            r.duration.as_secs_f64() * 1e3,
-            r.trigger.as_str()
+            r.duration_ms,
+            r.trigger
         );
         for line in &r.logs {
             say!("    │ {line}");
@@ -212,5 +259,4 @@ pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
             }
         }
     }
-    exit::OK
 }

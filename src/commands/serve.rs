@@ -69,8 +69,9 @@ pub fn run(file: &Path) -> u8 {
     };
     let jobs = service.config.jobs.len();
     let config = service.config.clone();
+    let socket = crate::socket::path(&config.service.state_dir);
     let code = runtime.block_on(async move {
-        let handle = match scheduler::start(config, store, SchedulerOptions::default()) {
+        let handle = match start_with_socket(config, store) {
             Ok(handle) => handle,
             Err(e) => {
                 eprintln!("jobtop serve: {e}");
@@ -78,7 +79,7 @@ pub fn run(file: &Path) -> u8 {
             }
         };
         tracing::info!(pid = std::process::id(), jobs, "jobtop serve started");
-        match serve_signals(handle).await {
+        match serve_signals(handle, &socket).await {
             Ok(()) => exit::OK,
             Err(e) => {
                 eprintln!("jobtop serve: {e}");
@@ -90,7 +91,30 @@ pub fn run(file: &Path) -> u8 {
     code
 }
 
-async fn serve_signals(handle: SchedulerHandle) -> std::io::Result<()> {
+/// Starts the scheduler and its control socket (must run on a tokio runtime).
+pub fn start_with_socket(config: Config, store: Store) -> Result<SchedulerHandle, String> {
+    let socket = crate::socket::path(&config.service.state_dir);
+    let access = crate::socket::server::Access {
+        operators: config.service.operators.clone(),
+        viewers: config.service.viewers.clone(),
+    };
+    let handle =
+        scheduler::start(config, store, SchedulerOptions::default()).map_err(|e| e.to_string())?;
+    let listener = crate::socket::server::bind(&socket, &access).map_err(|e| {
+        format!(
+            "cannot create the control socket {}: {e}: expected a writable state directory",
+            socket.display()
+        )
+    })?;
+    tokio::spawn(crate::socket::server::serve(
+        listener,
+        handle.commands.clone(),
+        access,
+    ));
+    Ok(handle)
+}
+
+async fn serve_signals(handle: SchedulerHandle, socket: &Path) -> std::io::Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -111,12 +135,14 @@ async fn serve_signals(handle: SchedulerHandle) -> std::io::Result<()> {
             _ = terminate.recv() => break,
         }
     }
-    shutdown(handle).await;
+    shutdown(handle, socket).await;
     Ok(())
 }
 
-/// Asks the scheduler to stop and waits until everything is recorded.
-pub async fn shutdown(handle: SchedulerHandle) {
+/// Asks the scheduler to stop and waits until everything is recorded; the control socket
+/// file goes first, so no client mistakes a stopping service for a live one.
+pub async fn shutdown(handle: SchedulerHandle, socket: &Path) {
+    crate::socket::server::remove(socket);
     let (reply, done) = oneshot::channel();
     if handle
         .commands

@@ -17,6 +17,8 @@ const SERVICE_KEYS: &[&str] = &[
     "workers",
     "defaults",
     "history",
+    "operators",
+    "viewers",
 ];
 const DEFAULTS_KEYS: &[&str] = &["timeout", "memory"];
 const HISTORY_KEYS: &[&str] = &["keep_runs", "keep_days"];
@@ -126,6 +128,7 @@ fn service(check: &mut Checker, node: Option<&Node>, base_dir: &Path) -> Service
             }
         }
     }
+    groups(check, &f, &mut service);
     if let Some(node) = f.set("workers") {
         let expected = "a whole number of parallel runs, at least 1";
         let max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
@@ -374,6 +377,28 @@ fn is_env_name(name: &str) -> bool {
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `service.operators` and `service.viewers`: Unix groups that must exist.
+fn groups(check: &mut Checker, f: &Fields<'_>, service: &mut ServiceConfig) {
+    for key in ["operators", "viewers"] {
+        let Some(node) = f.set(key) else { continue };
+        let expected = "the name of a Unix group in /etc/group";
+        let what = format!("{key} in service");
+        let Some(group) = check.text(node, &what, expected) else {
+            continue;
+        };
+        if !crate::socket::peers::group_exists(&group) {
+            check.report(
+                node.pos,
+                format!("unknown group {group:?} as {what}: expected {expected}"),
+            );
+        } else if key == "operators" {
+            service.operators = Some(group);
+        } else {
+            service.viewers = Some(group);
+        }
+    }
 }
 
 #[cfg(test)]

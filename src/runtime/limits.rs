@@ -16,8 +16,10 @@ pub enum StopReason {
     Timeout,
     /// The run passed its memory limit.
     Memory,
-    /// An operator (or shutdown) aborted it.
+    /// An operator aborted it.
     Aborted,
+    /// The service is shutting down and the run outlasted the grace period.
+    Shutdown,
 }
 
 impl StopReason {
@@ -26,6 +28,7 @@ impl StopReason {
             StopReason::Timeout => 1,
             StopReason::Memory => 2,
             StopReason::Aborted => 3,
+            StopReason::Shutdown => 4,
         }
     }
 
@@ -34,6 +37,7 @@ impl StopReason {
             1 => Some(StopReason::Timeout),
             2 => Some(StopReason::Memory),
             3 => Some(StopReason::Aborted),
+            4 => Some(StopReason::Shutdown),
             _ => None,
         }
     }

@@ -105,7 +105,7 @@ fn stop_message(reason: StopReason) -> &'static str {
     match reason {
         StopReason::Timeout => "run stopped: timed out",
         StopReason::Memory => "run stopped: memory limit exceeded",
-        StopReason::Aborted => "run stopped: aborted",
+        StopReason::Aborted | StopReason::Shutdown => "run stopped: aborted",
     }
 }
 

@@ -1,0 +1,430 @@
+//! The control socket server: accepts local clients, checks who they are, and turns their
+//! requests into scheduler [`Command`]s. One task per client; a client that sends garbage,
+//! oversized lines or stops reading only ever hurts itself.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use super::peers::{self, Role};
+use super::protocol::{
+    MAX_LINE, PROTOCOL, Request, SNAPSHOT_EVERY, error_line, ok_line, parse_request, snapshot_line,
+};
+use crate::commands::list::list_json;
+use crate::control::{ActionError, Command};
+
+/// Lines queued for a client before it counts as too slow and is dropped.
+const CLIENT_QUEUE: usize = 4096;
+
+/// Who may connect, beyond the service's own user and root.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Members may act.
+    pub operators: Option<String>,
+    /// Members may only look.
+    pub viewers: Option<String>,
+}
+
+/// Binds the socket at `path`, replacing a stale file left by a crashed service (the caller
+/// holds the state directory lock, so no live service can own that file).
+///
+/// Without `service.operators` / `service.viewers` the socket is 0600 in a 0700 directory:
+/// only the service's user (and root) reach it. With them, other users must be able to
+/// connect, so the directory becomes 0711 (enter, not list) and the socket 0666, and the
+/// peer credential check decides who may do what; the database and log stay 0600.
+pub fn bind(path: &Path, access: &Access) -> std::io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!("removed a stale control socket at {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    let shared = access.operators.is_some() || access.viewers.is_some();
+    let (dir_mode, socket_mode) = if shared {
+        (0o711, 0o666)
+    } else {
+        (0o700, 0o600)
+    };
+    std::fs::set_permissions(path, PermissionsExt::from_mode(socket_mode))?;
+    if let Some(dir) = path.parent() {
+        std::fs::set_permissions(dir, PermissionsExt::from_mode(dir_mode))?;
+        for private in [
+            "state.db",
+            "state.db-wal",
+            "state.db-shm",
+            "jobtop.log",
+            "lock",
+        ] {
+            let file = dir.join(private);
+            if file.exists() {
+                std::fs::set_permissions(&file, PermissionsExt::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(listener)
+}
+
+/// Accepts clients until the scheduler goes away.
+pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>, access: Access) {
+    let access = Arc::new(access);
+    let service_uid = peers::own_uid().unwrap_or(u32::MAX);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("control socket accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if commands.is_closed() {
+            return;
+        }
+        let commands = commands.clone();
+        let access = access.clone();
+        tokio::spawn(async move {
+            client(stream, commands, &access, service_uid).await;
+        });
+    }
+}
+
+/// Removes the socket file (at shutdown).
+pub fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+async fn client(
+    stream: UnixStream,
+    commands: mpsc::Sender<Command>,
+    access: &Access,
+    service_uid: u32,
+) {
+    let (uid, gid) = match stream.peer_cred() {
+        Ok(cred) => (cred.uid(), cred.gid()),
+        Err(e) => {
+            tracing::warn!("control socket: cannot read the peer's credentials: {e}");
+            return;
+        }
+    };
+    let user = peers::user_name(uid);
+    let role = peers::role_of(
+        uid,
+        gid,
+        service_uid,
+        access.operators.as_deref(),
+        access.viewers.as_deref(),
+    );
+    let (read, mut write) = stream.into_split();
+    let Some(role) = role else {
+        tracing::warn!(
+            user,
+            "control socket: refused a user who is neither operator nor viewer"
+        );
+        let line = error_line(
+            None,
+            &format!(
+                "user {user} may not use this jobtop service: expected the service's own user, root, or a member of service.operators / service.viewers"
+            ),
+        );
+        let _ = write.write_all(format!("{line}\n").as_bytes()).await;
+        return;
+    };
+    // Everything to this client goes through one bounded queue: a client that stops reading
+    // fills it and is dropped, and nobody else waits for it.
+    let (out, mut queue) = mpsc::channel::<String>(CLIENT_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(mut line) = queue.recv().await {
+            line.push('\n');
+            if write.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let session = Session {
+        commands,
+        out,
+        user,
+        role,
+        greeted: false,
+        subscribed: false,
+    };
+    session.run(BufReader::new(read)).await;
+    writer.abort();
+}
+
+struct Session {
+    commands: mpsc::Sender<Command>,
+    out: mpsc::Sender<String>,
+    user: String,
+    role: Role,
+    greeted: bool,
+    subscribed: bool,
+}
+
+/// What reading one line gave.
+enum Line {
+    Text(String),
+    TooLong,
+    End,
+}
+
+/// Reads a line of at most [`MAX_LINE`] bytes; a longer one is consumed to its end and
+/// reported, so one huge line costs memory only up to the cap.
+async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Line> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(if line.is_empty() && !too_long {
+                Line::End
+            } else if too_long {
+                Line::TooLong
+            } else {
+                Line::Text(String::from_utf8_lossy(&line).into_owned())
+            });
+        }
+        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        if !too_long {
+            if line.len() + chunk.len() > MAX_LINE {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let used = found.unwrap_or(buf.len());
+        reader.consume(used);
+        if found.is_some() {
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Text(String::from_utf8_lossy(&line).into_owned())
+            });
+        }
+    }
+}
+
+impl Session {
+    async fn run<R: AsyncBufRead + Unpin>(mut self, mut reader: R) {
+        loop {
+            let line = match read_line(&mut reader).await {
+                Ok(Line::Text(line)) => line,
+                Ok(Line::TooLong) => {
+                    let message = format!(
+                        "line longer than {MAX_LINE} bytes: expected one short JSON request per line"
+                    );
+                    if !self.send(error_line(None, &message)) {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(Line::End) | Err(_) => return,
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let (id, request) = parse_request(&line);
+            let keep_going = match request {
+                Err(message) => self.send(error_line(id, &message)),
+                Ok(request) => self.handle(id, request).await,
+            };
+            if !keep_going {
+                return;
+            }
+        }
+    }
+
+    /// Queues a line; false when the client is too slow or gone (it is then dropped).
+    fn send(&self, line: String) -> bool {
+        self.out.try_send(line).is_ok()
+    }
+
+    async fn handle(&mut self, id: Option<u64>, request: Request) -> bool {
+        if let Request::Hello { protocol } = request {
+            if protocol != PROTOCOL {
+                let message =
+                    format!("protocol version {protocol} is not spoken here: expected {PROTOCOL}");
+                self.send(error_line(id, &message));
+                return false;
+            }
+            self.greeted = true;
+            let hello = json!({
+                "protocol": PROTOCOL,
+                "pid": std::process::id(),
+                "user": self.user,
+                "role": self.role,
+            });
+            return self.send(ok_line(id, &hello));
+        }
+        if !self.greeted {
+            let message = format!(
+                "no hello yet: expected {{\"op\":\"hello\",\"protocol\":{PROTOCOL}}} as the first line"
+            );
+            self.send(error_line(id, &message));
+            return false;
+        }
+        if request.is_action() && self.role == Role::Viewer {
+            let message = format!(
+                "user {} is a viewer (service.viewers): viewers may list and subscribe, not act",
+                self.user
+            );
+            return self.send(error_line(id, &message));
+        }
+        let result = self.answer(request).await;
+        let line = match result {
+            Ok(value) => ok_line(id, &value),
+            Err(message) => error_line(id, &message),
+        };
+        self.send(line)
+    }
+
+    async fn answer(&mut self, request: Request) -> Result<Value, String> {
+        let by = Some(self.user.clone());
+        match request {
+            Request::Hello { .. } => Ok(Value::Null),
+            Request::Ping => Ok(json!("pong")),
+            Request::List => {
+                let snapshot = self.snapshot().await?;
+                Ok(Value::Array(snapshot.jobs.iter().map(list_json).collect()))
+            }
+            Request::Snapshot => {
+                let snapshot = self.snapshot().await?;
+                serde_json::to_value(snapshot).map_err(|e| e.to_string())
+            }
+            Request::History { job, limit } => {
+                let runs = self
+                    .ask(|reply| Command::History { job, limit, reply })
+                    .await?;
+                serde_json::to_value(runs).map_err(|e| e.to_string())
+            }
+            Request::Reload => {
+                let summary = self.ask(|reply| Command::Reload { reply }).await?;
+                serde_json::to_value(summary).map_err(|e| e.to_string())
+            }
+            Request::Activate { job } => self
+                .ask(|reply| Command::Activate { job, by, reply })
+                .await
+                .map(Value::String),
+            Request::Cancel { job } => self
+                .ask(|reply| Command::Cancel { job, by, reply })
+                .await
+                .map(Value::String),
+            Request::Trigger { job } => self
+                .ask(|reply| Command::Trigger { job, by, reply })
+                .await
+                .map(Value::String),
+            Request::Subscribe => self.subscribe().await,
+        }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, ActionError>>) -> Command,
+    ) -> Result<T, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| "the scheduler is shutting down".to_string())?;
+        match answer.await {
+            Ok(result) => result.map_err(|e| e.0),
+            Err(_) => Err("the scheduler is shutting down".to_string()),
+        }
+    }
+
+    async fn snapshot(&self) -> Result<crate::control::Snapshot, String> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe { reply })
+            .await
+            .map_err(|_| "the scheduler is shutting down".to_string())?;
+        answer
+            .await
+            .map(|s| s.snapshot)
+            .map_err(|_| "the scheduler is shutting down".to_string())
+    }
+
+    /// Starts streaming events to this client; the response carries the snapshot.
+    async fn subscribe(&mut self) -> Result<Value, String> {
+        if self.subscribed {
+            return Err("already subscribed on this connection".into());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe { reply })
+            .await
+            .map_err(|_| "the scheduler is shutting down".to_string())?;
+        let subscription = answer
+            .await
+            .map_err(|_| "the scheduler is shutting down".to_string())?;
+        self.subscribed = true;
+        let snapshot = serde_json::to_value(&subscription.snapshot).map_err(|e| e.to_string())?;
+        let out = self.out.clone();
+        let commands = self.commands.clone();
+        let mut events = subscription.events;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(SNAPSHOT_EVERY);
+            ticker.tick().await;
+            loop {
+                let line = tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(event) => serde_json::to_string(&event).unwrap_or_default(),
+                        // Fell behind: a fresh snapshot puts the client right again.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            match fresh_snapshot(&commands).await {
+                                Some(line) => line,
+                                None => return,
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = ticker.tick() => match fresh_snapshot(&commands).await {
+                        Some(line) => line,
+                        None => return,
+                    },
+                };
+                if out.try_send(line).is_err() {
+                    // Too slow (or gone): drop it rather than hold events for it.
+                    return;
+                }
+            }
+        });
+        Ok(snapshot)
+    }
+}
+
+async fn fresh_snapshot(commands: &mpsc::Sender<Command>) -> Option<String> {
+    let (reply, answer) = oneshot::channel();
+    commands.send(Command::Subscribe { reply }).await.ok()?;
+    answer.await.ok().map(|s| snapshot_line(&s.snapshot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_capped() {
+        let mut input = vec![b'x'; MAX_LINE + 10];
+        input.extend_from_slice(b"\n{\"op\":\"ping\"}\n");
+        let mut reader = BufReader::new(&input[..]);
+        assert!(matches!(
+            read_line(&mut reader).await.unwrap(),
+            Line::TooLong
+        ));
+        match read_line(&mut reader).await.unwrap() {
+            Line::Text(t) => assert_eq!(t, "{\"op\":\"ping\"}"),
+            _ => panic!("expected the next line"),
+        }
+        assert!(matches!(read_line(&mut reader).await.unwrap(), Line::End));
+    }
+}
