@@ -17,6 +17,14 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", default_value = "jobs.yaml")]
     pub config: PathBuf,
 
+    /// Draw the dashboard without colours (as does a non-empty `NO_COLOR`).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Dashboard only: hide the actions (reload, activate, cancel, trigger).
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
     /// What to do; with none, jobtop opens the dashboard.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -60,6 +68,9 @@ pub enum Command {
         /// The job's name.
         name: String,
     },
+    /// Open a dashboard attached to the service running on this configuration (fails when
+    /// none runs; plain `jobtop` attaches too, or runs the scheduler itself).
+    Attach,
     /// Run a job now, once, whatever its status.
     Trigger {
         /// The job's name.

@@ -18,6 +18,7 @@ macro_rules! say_raw {
 
 pub mod act;
 pub mod check;
+pub mod dashboard;
 pub mod list;
 pub mod serve;
 pub mod try_job;

@@ -26,10 +26,22 @@ fn main() -> ExitCode {
         Some(Command::Trigger { name }) => {
             commands::act::run(&cli.config, commands::act::Action::Trigger, name)
         }
-        None => {
-            println!("jobtop: no dashboard yet; try `jobtop try jobs/heartbeat.lua`");
-            commands::exit::OK
-        }
+        Some(Command::Attach) => commands::dashboard::run(
+            &cli.config,
+            commands::dashboard::Options {
+                no_color: cli.no_color,
+                attach_only: true,
+                read_only: cli.read_only,
+            },
+        ),
+        None => commands::dashboard::run(
+            &cli.config,
+            commands::dashboard::Options {
+                no_color: cli.no_color,
+                attach_only: false,
+                read_only: cli.read_only,
+            },
+        ),
     };
     ExitCode::from(code)
 }

@@ -46,6 +46,9 @@ pub struct DashboardOptions {
     pub config_file: PathBuf,
     /// The pid of the service this dashboard is attached to; `None` when it runs in-process.
     pub attached_pid: Option<u32>,
+    /// Only look: the action keys are refused and left out of the footer (`--read-only`, or
+    /// attached as a viewer).
+    pub read_only: bool,
 }
 
 /// Runs the dashboard until the operator quits; the caller then shuts the scheduler down.
@@ -70,6 +73,7 @@ pub async fn run(commands: mpsc::Sender<Command>, options: DashboardOptions) -> 
         (size.width, size.height),
         Utc::now(),
     );
+    app.read_only = options.read_only;
     event_loop(&mut terminal, &mut app, &commands, subscription.events).await
 }
 

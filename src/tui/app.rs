@@ -153,6 +153,8 @@ pub enum History {
 pub struct App {
     pub(super) config_file: std::path::PathBuf,
     pub(super) attached_pid: Option<u32>,
+    /// Actions are refused (a viewer, or `--read-only`).
+    pub read_only: bool,
     pub(super) theme: Theme,
     pub(super) jobs: JobList,
     pub(super) view: View,
@@ -179,6 +181,7 @@ impl App {
         let mut app = App {
             config_file: snapshot.config_file,
             attached_pid,
+            read_only: false,
             theme,
             jobs: JobList::new(snapshot.jobs),
             view: View::Table,
@@ -276,7 +279,7 @@ impl App {
         self.set_flash(text.into(), FlashKind::Info);
     }
 
-    fn flash_warning(&mut self, text: impl Into<String>) {
+    pub(super) fn flash_warning(&mut self, text: impl Into<String>) {
         self.set_flash(text.into(), FlashKind::Warning);
     }
 

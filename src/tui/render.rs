@@ -90,6 +90,10 @@ fn header(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(" · ", theme.dim()));
         spans.push(Span::raw(format!("attached to pid {pid}")));
     }
+    if app.read_only {
+        spans.push(Span::styled(" · ", theme.dim()));
+        spans.push(Span::raw("read-only"));
+    }
     frame.render_widget(Line::from(spans), left);
     frame.render_widget(Line::styled(clock, theme.heading()).right_aligned(), right);
 
@@ -211,6 +215,14 @@ fn footer(frame: &mut Frame, area: Rect, app: &App) {
     let context = app.key_context();
     let useful = |action: Action| match (&app.overlay, &app.view) {
         _ if context != KeyContext::Normal => true,
+        _ if app.read_only
+            && matches!(
+                action,
+                Action::Reload | Action::Activate | Action::Cancel | Action::Trigger
+            ) =>
+        {
+            false
+        }
         (Some(Overlay::Help { .. }), _) => {
             matches!(action, Action::MoveDown | Action::Back | Action::Quit)
         }

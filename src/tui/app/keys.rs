@@ -37,6 +37,14 @@ impl App {
                 self.back();
                 None
             }
+            Action::Reload | Action::Activate | Action::Cancel | Action::Trigger
+                if self.read_only =>
+            {
+                self.flash_warning(
+                    "read-only dashboard: reload, activate, cancel and trigger are not available",
+                );
+                None
+            }
             Action::Reload => {
                 self.reloading = true;
                 Some(CommandRequest::Reload)
