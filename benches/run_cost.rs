@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use jobtop::runtime::{JobRunner, LocalZone, RunControl, RunRequest, ScriptCache};
+use jobtop::runtime::{JobGrants, JobRunner, LocalZone, RunControl, RunRequest, ScriptCache};
 
 const BATCHES: usize = 15;
 
@@ -24,6 +24,7 @@ fn main() {
         memory: 64 << 20,
         control: RunControl::new(),
         log_sink: None,
+        grants: Arc::new(JobGrants::default()),
     };
     let cache = Arc::new(ScriptCache::new());
     for (label, runs_per_batch, fresh) in [

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::Capability;
 use crate::units::{parse_duration, parse_size};
 
 /// Runs Lua job files on intervals and shows them live in a terminal dashboard.
@@ -103,6 +104,39 @@ pub struct TryArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Grant capabilities, as `allow:` does in jobs.yaml: network, exec, files (comma-separated
+    /// or repeated).
+    #[arg(long, value_name = "CAPS", value_delimiter = ',', value_parser = parse_capability)]
+    pub allow: Vec<Capability>,
+
+    /// A root `core.files` may touch (absolute; repeat for more).
+    #[arg(long = "files", value_name = "DIR", value_parser = parse_root)]
+    pub files: Vec<PathBuf>,
+
+    /// An environment variable `core.env` may read (repeat for more).
+    #[arg(long = "env", value_name = "NAME")]
+    pub env: Vec<String>,
+}
+
+fn parse_capability(text: &str) -> Result<Capability, String> {
+    Capability::from_word(text).ok_or_else(|| {
+        format!(
+            "unknown capability {text:?}: expected one of {}",
+            Capability::ALL.map(Capability::as_str).join(", ")
+        )
+    })
+}
+
+fn parse_root(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{text:?} is relative: expected an absolute directory"
+        ))
+    }
 }
 
 fn parse_at(text: &str) -> Result<DateTime<Utc>, String> {

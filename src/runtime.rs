@@ -8,6 +8,7 @@
 mod clock;
 mod job_api;
 mod limits;
+pub mod ops;
 mod sandbox;
 mod script_cache;
 
@@ -25,6 +26,7 @@ use crate::units::{format_duration, format_size};
 pub use clock::{CalendarParts, LocalZone};
 pub use job_api::{LogSink, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
 pub use limits::{RunControl, StopReason};
+pub use ops::{JobGrants, MemoryState, SqliteState, StateStore};
 pub use sandbox::Registrar;
 pub use script_cache::{LoadError, ScriptCache};
 
@@ -53,6 +55,8 @@ pub struct RunRequest {
     pub control: RunControl,
     /// Receives log lines as they are written.
     pub log_sink: Option<LogSink>,
+    /// What the job may do through `core.*`.
+    pub grants: Arc<JobGrants>,
 }
 
 /// How a run ended.
@@ -140,6 +144,11 @@ impl JobRunner {
         let memory_limit = usize::try_from(request.memory).unwrap_or(usize::MAX);
         let context = RunContext::new(request.scheduled, request.zone, request.log_sink.clone());
         vm.lua.set_app_data(context);
+        vm.lua.set_app_data(ops::OpsContext {
+            grants: request.grants.clone(),
+            deadline: clock + request.timeout,
+            control: request.control.clone(),
+        });
         vm.begin_run(request.control.clone());
         let limit_set = vm
             .lua
@@ -153,6 +162,7 @@ impl JobRunner {
         };
         vm.end_run();
         let _ = vm.lua.set_memory_limit(0);
+        vm.lua.remove_app_data::<ops::OpsContext>();
         let logs = vm
             .lua
             .remove_app_data::<RunContext>()

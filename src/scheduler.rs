@@ -26,7 +26,9 @@ use crate::commands::check::display_name;
 use crate::config::{Config, JobSpec};
 use crate::control::{ActionError, Actor, Command, JobEvent, JobView, Reply, RunSummary, Snapshot};
 use crate::job::{RunResult, Status, Trigger};
-use crate::runtime::{LocalZone, RunControl, RunRequest, ScriptCache};
+use crate::runtime::{
+    JobGrants, LocalZone, RunControl, RunRequest, ScriptCache, SqliteState, StateStore,
+};
 use crate::store::{JobState, LiveUpdate, RunRecord, Store};
 
 use recorder::{Record, Recorder};
@@ -117,6 +119,8 @@ pub fn start(
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let pool = WorkerPool::start(config.service.workers, &cache, &done_tx);
     let (commands_tx, commands_rx) = mpsc::channel(256);
+    let state_store: Arc<dyn StateStore> =
+        Arc::new(SqliteState::new(database_path(&config.service.state_dir)));
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let mut scheduler = Scheduler {
         zone: zone_of(&config),
@@ -130,6 +134,7 @@ pub fn start(
         pool,
         recorder,
         recorder_thread: Some(recorder_thread),
+        state_store,
         events,
         internal: internal_tx,
         wall: options.wall,
@@ -195,6 +200,8 @@ struct Scheduler {
     pool: WorkerPool,
     recorder: Recorder,
     recorder_thread: Option<std::thread::JoinHandle<()>>,
+    /// Where `core.state` keeps values: the state database.
+    state_store: Arc<dyn StateStore>,
     events: broadcast::Sender<JobEvent>,
     internal: mpsc::UnboundedSender<Internal>,
     wall: WallClock,
@@ -265,7 +272,8 @@ impl Scheduler {
         let id = self.next_id;
         self.next_id += 1;
         let display = display_name(&self.config, &spec.path);
-        let mut entry = JobEntry::new(spec, display, state);
+        let grants = Arc::new(JobGrants::for_job(&spec, Some(self.state_store.clone())));
+        let mut entry = JobEntry::new(spec, display, grants, state);
         let now = Instant::now();
         let due = first_due(&entry, now, self.wall_now(), at_start);
         entry.due = Some(due);
@@ -394,6 +402,7 @@ impl Scheduler {
             memory: entry.spec.memory,
             control: control.clone(),
             log_sink,
+            grants: entry.grants.clone(),
         };
         entry.running = Some(Running {
             run_id,
@@ -722,7 +731,8 @@ pub fn database_path(state_dir: &std::path::Path) -> PathBuf {
 /// A job's row as the state database has it, for `list` without a live service: `live` when a
 /// service holds the state directory (its stored status and next run are current).
 pub fn stored_view(spec: &JobSpec, state: Option<&JobState>, live: bool) -> JobView {
-    let entry = JobEntry::new(Arc::new(spec.clone()), spec.path.clone(), state);
+    let grants = Arc::new(JobGrants::for_job(spec, None));
+    let entry = JobEntry::new(Arc::new(spec.clone()), spec.path.clone(), grants, state);
     let mut view = entry.view(|_| Utc::now());
     view.next_run = None;
     if live && let Some(state) = state {

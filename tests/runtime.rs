@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use jobtop::job::RunResult;
-use jobtop::runtime::{JobRunner, LocalZone, RunControl, RunOutcome, RunRequest, ScriptCache};
+use jobtop::runtime::{
+    JobGrants, JobRunner, LocalZone, RunControl, RunOutcome, RunRequest, ScriptCache,
+};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -26,6 +28,7 @@ fn request(name: &str) -> RunRequest {
         memory: 16 << 20,
         control: RunControl::new(),
         log_sink: None,
+        grants: Arc::new(JobGrants::default()),
     }
 }
 

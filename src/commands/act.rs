@@ -12,7 +12,9 @@ use super::check::display_name;
 use super::exit;
 use crate::config::{self, Config, JobSpec};
 use crate::job::{RunResult, Trigger};
-use crate::runtime::{JobRunner, LocalZone, RunControl, RunRequest, ScriptCache};
+use crate::runtime::{
+    JobGrants, JobRunner, LocalZone, RunControl, RunRequest, ScriptCache, SqliteState,
+};
 use crate::scheduler::database_path;
 use crate::socket::{self, client, protocol::Request};
 use crate::state_dir;
@@ -159,6 +161,12 @@ fn trigger(
         memory: spec.memory,
         control: RunControl::new(),
         log_sink: None,
+        grants: Arc::new(JobGrants::for_job(
+            spec,
+            Some(Arc::new(SqliteState::new(database_path(
+                &config.service.state_dir,
+            )))),
+        )),
     };
     let outcome = JobRunner::new(Arc::new(ScriptCache::new()), Vec::new()).run(&request);
     let failed = |e: crate::store::StoreError| (e.to_string(), exit::FAILED);

@@ -9,7 +9,9 @@ use serde_json::json;
 
 use super::exit;
 use crate::cli::TryArgs;
-use crate::runtime::{JobRunner, LocalZone, RunControl, RunOutcome, RunRequest, ScriptCache};
+use crate::runtime::{
+    JobGrants, JobRunner, LocalZone, MemoryState, RunControl, RunOutcome, RunRequest, ScriptCache,
+};
 
 /// Runs the file and prints the outcome; returns the exit code.
 pub fn run(args: &TryArgs) -> u8 {
@@ -24,6 +26,17 @@ pub fn run(args: &TryArgs) -> u8 {
         memory: args.memory,
         control: RunControl::new(),
         log_sink: None,
+        grants: Arc::new(JobGrants {
+            job: args
+                .file
+                .file_stem()
+                .map_or_else(|| "try".to_string(), |s| s.to_string_lossy().into_owned()),
+            allow: args.allow.clone(),
+            files: args.files.clone(),
+            env: args.env.clone(),
+            // `try` keeps core.state for this one run only.
+            state: Some(Arc::new(MemoryState::default())),
+        }),
     };
     let outcome = JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&request);
     let text = if args.json {

@@ -45,6 +45,7 @@ impl LuaVm {
         }
         let core = lua.create_table()?;
         let job_api = JobApi::register(&lua, &core)?;
+        super::ops::register(&lua, &core)?;
         for register in registrars {
             register(&lua, &core)?;
         }

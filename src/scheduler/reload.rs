@@ -26,6 +26,21 @@ pub fn read(file: &Path) -> Result<(Config, Vec<JobState>), String> {
 }
 
 impl Scheduler {
+    fn warn_about_restart_only_changes(&self, config: &Config) {
+        let now = &config.service;
+        let was = &self.config.service;
+        if now.state_dir != was.state_dir
+            || now.workers != was.workers
+            || now.operators != was.operators
+            || now.viewers != was.viewers
+        {
+            self.notice(
+                "service.state_dir, workers, operators and viewers changes take effect at the next start"
+                    .into(),
+            );
+        }
+    }
+
     pub(super) fn apply_reload(
         &mut self,
         result: Result<(Config, Vec<JobState>), String>,
@@ -45,14 +60,7 @@ impl Scheduler {
                 return;
             }
         };
-        if config.service.state_dir != self.config.service.state_dir
-            || config.service.workers != self.config.service.workers
-        {
-            self.notice(
-                "service.state_dir and service.workers changes take effect at the next start"
-                    .into(),
-            );
-        }
+        self.warn_about_restart_only_changes(&config);
         let states: HashMap<String, JobState> =
             states.into_iter().map(|s| (s.name.clone(), s)).collect();
         let mut summary = ReloadSummary::default();
@@ -100,6 +108,10 @@ impl Scheduler {
             let was_stopped = entry.status == Status::Stopped;
             if changed {
                 let interval_changed = entry.spec.interval != spec.interval;
+                entry.grants = Arc::new(crate::runtime::JobGrants::for_job(
+                    &spec,
+                    Some(self.state_store.clone()),
+                ));
                 entry.spec = Arc::new(spec);
                 if entry.status != Status::Deactivated {
                     if !entry.spec.active {

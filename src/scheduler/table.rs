@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::config::JobSpec;
 use crate::control::JobView;
 use crate::job::{RunResult, Status};
-use crate::runtime::RunControl;
+use crate::runtime::{JobGrants, RunControl};
 use crate::store::JobState;
 
 /// The run a job has in progress.
@@ -30,6 +30,8 @@ pub struct JobEntry {
     pub spec: Arc<JobSpec>,
     /// How messages name its file (`jobs/x.lua`).
     pub display_name: String,
+    /// What it may do through `core.*`.
+    pub grants: Arc<JobGrants>,
     /// Where it stands when no run is in progress.
     pub status: Status,
     /// Its next due time, while it has one.
@@ -68,7 +70,12 @@ pub struct JobEntry {
 
 impl JobEntry {
     /// A job as the state database last knew it (or new, without `state`).
-    pub fn new(spec: Arc<JobSpec>, display_name: String, state: Option<&JobState>) -> JobEntry {
+    pub fn new(
+        spec: Arc<JobSpec>,
+        display_name: String,
+        grants: Arc<JobGrants>,
+        state: Option<&JobState>,
+    ) -> JobEntry {
         let deactivated = state.is_some_and(|s| s.deactivated);
         let status = if deactivated {
             Status::Deactivated
@@ -80,6 +87,7 @@ impl JobEntry {
         JobEntry {
             spec,
             display_name,
+            grants,
             status,
             due: None,
             timer_generation: 0,

@@ -1,0 +1,72 @@
+//! Coronium's small utilities: `core.sf`, `core.trim`, `core.split`, `core.uuid`, `core.md5`,
+//! and `core.sleep`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use mlua::{Lua, Table, Value};
+
+use super::bounded_sleep;
+
+/// Longest `core.sleep` accepted in one call; the run's timeout bounds it anyway.
+const MAX_SLEEP_SECS: f64 = 86_400.0;
+
+pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
+    let string: Table = lua.globals().get("string")?;
+    core.raw_set("sf", string.get::<Value>("format")?)?;
+    core.raw_set(
+        "trim",
+        lua.create_function(|lua, text: mlua::LuaString| {
+            let text = text.to_string_lossy();
+            lua.create_string(text.trim())
+        })?,
+    )?;
+    core.raw_set(
+        "split",
+        lua.create_function(
+            |lua, (text, delimiter): (mlua::LuaString, Option<mlua::LuaString>)| {
+                let text = text.to_string_lossy();
+                let delimiter = delimiter.map_or_else(|| ",".to_string(), |d| d.to_string_lossy());
+                let parts = lua.create_table()?;
+                if delimiter.is_empty() {
+                    for (i, c) in text.chars().enumerate() {
+                        parts.raw_set(i + 1, c.to_string())?;
+                    }
+                } else {
+                    for (i, part) in text.split(delimiter.as_str()).enumerate() {
+                        parts.raw_set(i + 1, part)?;
+                    }
+                }
+                Ok(parts)
+            },
+        )?,
+    )?;
+    core.raw_set(
+        "uuid",
+        lua.create_function(|_, ()| Ok(uuid::Uuid::new_v4().to_string()))?,
+    )?;
+    core.raw_set(
+        "md5",
+        lua.create_function(|_, text: mlua::LuaString| {
+            let digest = Md5::digest(text.as_bytes());
+            let mut hex = String::with_capacity(32);
+            for byte in digest {
+                let _ = write!(hex, "{byte:02x}");
+            }
+            Ok(hex)
+        })?,
+    )?;
+    core.raw_set(
+        "sleep",
+        lua.create_function(|lua, seconds: f64| {
+            if !seconds.is_finite() || seconds < 0.0 {
+                return Err(mlua::Error::runtime(format!(
+                    "core.sleep({seconds}): expected a number of seconds, 0 or more"
+                )));
+            }
+            bounded_sleep(lua, Duration::from_secs_f64(seconds.min(MAX_SLEEP_SECS)))
+        })?,
+    )?;
+    Ok(())
+}
