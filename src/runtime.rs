@@ -74,6 +74,25 @@ pub struct RunOutcome {
     pub duration: Duration,
 }
 
+impl RunOutcome {
+    /// Why this run deactivates its job, if it does: `job.CANCEL`, or a failure (with the
+    /// first line of its error). Scheduled and operator runs share this rule (SPEC 4, 5).
+    pub fn deactivation_reason(&self) -> Option<String> {
+        match self.result {
+            RunResult::Cancel => Some("cancelled itself: job.run() returned job.CANCEL".into()),
+            result if result.is_failure() => {
+                let first_line = self
+                    .error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
+                    .unwrap_or("");
+                Some(format!("{result}: {first_line}"))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Runs job files one at a time on a reused Luau state. Not `Send`: each worker thread owns one.
 pub struct JobRunner {
     vm: Option<LuaVm>,

@@ -500,25 +500,11 @@ impl Scheduler {
                 entry.due = Some(Instant::now() + SLEEP_FOR);
                 self.arm(id);
             }
-            RunResult::Cancel => {
-                self.deactivate(
-                    id,
-                    "cancelled itself: job.run() returned job.CANCEL",
-                    None,
-                    None,
-                );
+            _ => {
+                if let Some(reason) = outcome.deactivation_reason() {
+                    self.deactivate(id, &reason, None, None);
+                }
             }
-            result if result.is_failure() => {
-                let first_line = outcome
-                    .error
-                    .as_deref()
-                    .and_then(|e| e.lines().next())
-                    .unwrap_or("")
-                    .to_string();
-                let reason = format!("{result}: {first_line}");
-                self.deactivate(id, &reason, None, None);
-            }
-            _ => {}
         }
         self.publish(id);
     }

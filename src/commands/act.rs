@@ -11,7 +11,7 @@ use chrono::Utc;
 use super::check::display_name;
 use super::exit;
 use crate::config::{self, Config, JobSpec};
-use crate::job::{RunResult, Trigger};
+use crate::job::Trigger;
 use crate::runtime::{
     JobGrants, JobRunner, LocalZone, RunControl, RunRequest, ScriptCache, SqliteState,
 };
@@ -185,16 +185,7 @@ fn trigger(
             &[],
         )
         .map_err(failed)?;
-    let first_line = outcome
-        .error
-        .as_deref()
-        .and_then(|e| e.lines().next())
-        .unwrap_or("");
-    let reason = match outcome.result {
-        RunResult::Cancel => Some("cancelled itself: job.run() returned job.CANCEL".to_string()),
-        r if r.is_failure() => Some(format!("{r}: {first_line}")),
-        _ => None,
-    };
+    let reason = outcome.deactivation_reason();
     if let Some(reason) = &reason {
         store
             .deactivate(&spec.name, reason, None, Utc::now())

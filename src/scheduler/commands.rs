@@ -12,6 +12,26 @@ use super::{Internal, Scheduler};
 
 impl Scheduler {
     pub(super) fn command(&mut self, command: Command) {
+        if self.shutdown.is_some() {
+            let stopping = || ActionError("the service is shutting down".into());
+            match command {
+                Command::Activate { reply, .. }
+                | Command::Cancel { reply, .. }
+                | Command::Trigger { reply, .. } => {
+                    let _ = reply.send(Err(stopping()));
+                    return;
+                }
+                Command::Reload { reply } => {
+                    let _ = reply.send(Err(stopping()));
+                    return;
+                }
+                other => return self.answer(other),
+            }
+        }
+        self.answer(command);
+    }
+
+    fn answer(&mut self, command: Command) {
         match command {
             Command::Subscribe { reply } => {
                 let _ = reply.send(Subscription {

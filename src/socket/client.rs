@@ -245,40 +245,27 @@ fn apply(snapshot: &mut Snapshot, event: &JobEvent) {
 }
 
 fn answer(waiting: Pending, response: &Response) {
-    let error = || {
-        ActionError(
-            response
-                .error
-                .clone()
-                .unwrap_or_else(|| "unknown error".into()),
-        )
-    };
+    fn decoded<T: serde::de::DeserializeOwned>(response: &Response) -> Result<T, ActionError> {
+        if response.ok {
+            serde_json::from_value(response.result.clone()).map_err(|e| ActionError(e.to_string()))
+        } else {
+            Err(ActionError(
+                response
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "unknown error".into()),
+            ))
+        }
+    }
     match waiting {
         Pending::Text(reply) => {
-            let result = if response.ok {
-                Ok(response.result.as_str().unwrap_or_default().to_string())
-            } else {
-                Err(error())
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(decoded::<String>(response));
         }
         Pending::Reload(reply) => {
-            let result = if response.ok {
-                serde_json::from_value(response.result.clone())
-                    .map_err(|e| ActionError(e.to_string()))
-            } else {
-                Err(error())
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(decoded(response));
         }
         Pending::History(reply) => {
-            let result = if response.ok {
-                serde_json::from_value(response.result.clone())
-                    .map_err(|e| ActionError(e.to_string()))
-            } else {
-                Err(error())
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(decoded(response));
         }
     }
 }
