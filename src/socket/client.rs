@@ -80,10 +80,18 @@ impl Client {
         let id = self.next_id;
         self.next_id += 1;
         let line = format!("{}\n", request.to_line(id));
-        self.writer
-            .write_all(line.as_bytes())
-            .await
-            .map_err(|e| format!("the service closed the connection: {e}"))?;
+        if let Err(e) = self.writer.write_all(line.as_bytes()).await {
+            // A service that refuses us writes why and closes at once: read that first.
+            if let Ok(Ok(Some(line))) =
+                tokio::time::timeout(std::time::Duration::from_secs(1), self.lines.next_line())
+                    .await
+                && let Ok(response) = serde_json::from_str::<Response>(&line)
+                && let Some(error) = response.error
+            {
+                return Err(error);
+            }
+            return Err(format!("the service closed the connection: {e}"));
+        }
         loop {
             let line = match self.lines.next_line().await {
                 Ok(Some(line)) => line,

@@ -145,17 +145,40 @@ async fn client(
             }
         }
     });
-    let session = Session {
+    let too_slow = Arc::new(tokio::sync::Notify::new());
+    let mut session = Session {
         commands,
         out,
         user,
         role,
         greeted: false,
-        subscribed: false,
+        subscription: None,
+        too_slow: too_slow.clone(),
     };
-    session.run(BufReader::new(read)).await;
-    writer.abort();
+    let dropped = tokio::select! {
+        () = session.run(BufReader::new(read)) => false,
+        () = too_slow.notified() => true,
+    };
+    if let Some(subscription) = session.subscription.take() {
+        subscription.abort();
+    }
+    drop(session);
+    if dropped {
+        // It stopped reading: nothing queued would reach it anyway.
+        tracing::info!("control socket: dropped a client that stopped reading");
+        writer.abort();
+    } else {
+        // Let what was answered reach the client (a refusal, the responses to a client that
+        // half-closed after sending its requests), but never wait long for it.
+        let mut writer = writer;
+        if tokio::time::timeout(FLUSH_WAIT, &mut writer).await.is_err() {
+            writer.abort();
+        }
+    }
 }
+
+/// How long a finished session may take to deliver what it queued.
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Session {
     commands: mpsc::Sender<Command>,
@@ -163,7 +186,10 @@ struct Session {
     user: String,
     role: Role,
     greeted: bool,
-    subscribed: bool,
+    /// The task streaming events, once subscribed.
+    subscription: Option<tokio::task::JoinHandle<()>>,
+    /// Told when the client's queue overflowed: the session ends and the client is dropped.
+    too_slow: Arc<tokio::sync::Notify>,
 }
 
 /// What reading one line gave.
@@ -214,7 +240,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<L
 }
 
 impl Session {
-    async fn run<R: AsyncBufRead + Unpin>(mut self, mut reader: R) {
+    async fn run<R: AsyncBufRead + Unpin>(&mut self, mut reader: R) {
         loop {
             let line = match read_line(&mut reader).await {
                 Ok(Line::Text(line)) => line,
@@ -245,7 +271,11 @@ impl Session {
 
     /// Queues a line; false when the client is too slow or gone (it is then dropped).
     fn send(&self, line: String) -> bool {
-        self.out.try_send(line).is_ok()
+        if self.out.try_send(line).is_ok() {
+            return true;
+        }
+        self.too_slow.notify_one();
+        false
     }
 
     async fn handle(&mut self, id: Option<u64>, request: Request) -> bool {
@@ -355,7 +385,7 @@ impl Session {
 
     /// Starts streaming events to this client; the response carries the snapshot.
     async fn subscribe(&mut self) -> Result<Value, String> {
-        if self.subscribed {
+        if self.subscription.is_some() {
             return Err("already subscribed on this connection".into());
         }
         let (reply, answer) = oneshot::channel();
@@ -366,12 +396,12 @@ impl Session {
         let subscription = answer
             .await
             .map_err(|_| "the scheduler is shutting down".to_string())?;
-        self.subscribed = true;
         let snapshot = serde_json::to_value(&subscription.snapshot).map_err(|e| e.to_string())?;
         let out = self.out.clone();
+        let too_slow = self.too_slow.clone();
         let commands = self.commands.clone();
         let mut events = subscription.events;
-        tokio::spawn(async move {
+        self.subscription = Some(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(SNAPSHOT_EVERY);
             ticker.tick().await;
             loop {
@@ -393,11 +423,12 @@ impl Session {
                     },
                 };
                 if out.try_send(line).is_err() {
-                    // Too slow (or gone): drop it rather than hold events for it.
+                    // Too slow (or gone): drop the client rather than hold events for it.
+                    too_slow.notify_one();
                     return;
                 }
             }
-        });
+        }));
         Ok(snapshot)
     }
 }
