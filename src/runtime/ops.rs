@@ -6,7 +6,10 @@
 //! blocking call is bounded by the run's remaining time and gives way to an operator's abort.
 
 mod env;
+mod exec;
+mod files;
 mod json;
+mod network;
 mod state;
 mod util;
 
@@ -185,5 +188,8 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     util::register(lua, core)?;
     env::register(lua, core)?;
     state::register(lua, core)?;
+    network::register(lua, core)?;
+    exec::register(lua, core)?;
+    files::register(lua, core)?;
     Ok(())
 }

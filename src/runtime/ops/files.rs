@@ -1,0 +1,538 @@
+//! `core.files`: `list`, `read`, `write`, `append`, `move`, `copy`, `remove`, `rename`,
+//! `exists` and `stat`, confined to the job's `files:` roots.
+//!
+//! Every path must be absolute. It is resolved as the kernel would: the longest part of it
+//! that exists is canonicalized (following every symlink and `..` in it) and the rest, which
+//! must not climb with `..`, is appended. The result must lie under one of the job's roots
+//! (themselves canonicalized), and the operation then works on that resolved path, not on the
+//! one written. So `..` that climbs out, and a symlink anywhere that leads outside every root,
+//! are refused; a symlink inside a root that leads to another place inside is followed.
+//!
+//! Functions that read or write contents (`list`, `read`, `write`, `append`, `copy`) follow
+//! a symlink in the last component. Those that act on an entry itself (`stat`, `exists`,
+//! `remove`, `rename`, `move`) resolve only its directory, so `stat` of a symlink says `link`
+//! and `remove` of one removes the link, never its target.
+//!
+//! Between the check and the use another process may swap a directory for a symlink (a
+//! time-of-check to time-of-use race): the check cannot rule that out. Files are therefore opened
+//! with `O_NOFOLLOW`, so a last component that became a symlink (or a dangling one) is refused
+//! by the kernel, and with `O_NONBLOCK` so that a FIFO cannot hang the run. A swapped
+//! directory higher up remains possible; the roots should not be writable by untrusted users.
+
+use std::fs::{self, File, FileType, OpenOptions};
+use std::io::{self, ErrorKind, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use mlua::{Lua, MultiValue, Table, Value};
+use nix::libc;
+
+use super::{JobGrants, context, fail};
+use crate::config::Capability;
+
+/// Largest file `core.files.read` returns.
+const MAX_READ: u64 = 16 << 20;
+
+/// Why an operation did not give a value: a message for `nil, err`, or a Lua error (out of
+/// memory) that must raise.
+enum Failure {
+    Message(String),
+    Lua(mlua::Error),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Message(message)
+    }
+}
+
+impl From<mlua::Error> for Failure {
+    fn from(error: mlua::Error) -> Failure {
+        Failure::Lua(error)
+    }
+}
+
+type Outcome = Result<Value, Failure>;
+type Op = fn(&Lua, &Scope, &[Value]) -> Outcome;
+
+pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
+    let files = lua.create_table()?;
+    let ops: [(&'static str, Op); 10] = [
+        ("list", list),
+        ("read", read),
+        ("write", |lua, scope, args| put(lua, scope, args, false)),
+        ("append", |lua, scope, args| put(lua, scope, args, true)),
+        ("move", move_),
+        ("copy", copy),
+        ("remove", remove),
+        ("rename", rename),
+        ("exists", exists),
+        ("stat", stat),
+    ];
+    for (fun, op) in ops {
+        files.raw_set(
+            fun,
+            lua.create_function(move |lua, args: MultiValue| -> mlua::Result<MultiValue> {
+                let scope = {
+                    let ops = context(lua)?;
+                    let what = format!("core.files.{fun}");
+                    if let Err(denied) = ops.require(Capability::Files, &what) {
+                        return fail(lua, denied);
+                    }
+                    Scope::new(fun, &ops.grants)
+                };
+                let args: Vec<Value> = args.into_iter().collect();
+                match op(lua, &scope, &args) {
+                    Ok(value) => Ok(MultiValue::from_iter([value])),
+                    Err(Failure::Message(message)) => fail(lua, message),
+                    Err(Failure::Lua(error)) => Err(error),
+                }
+            })?,
+        )?;
+    }
+    files.set_readonly(true);
+    core.raw_set("files", files)
+}
+
+/// One call's confinement: the job's roots, and how to name things in its messages.
+struct Scope {
+    fun: &'static str,
+    job: String,
+    /// The roots as configured, for messages.
+    roots: Vec<PathBuf>,
+    /// The roots canonicalized (as configured when they do not exist).
+    canonical: Vec<PathBuf>,
+}
+
+impl Scope {
+    fn new(fun: &'static str, grants: &JobGrants) -> Scope {
+        Scope {
+            fun,
+            job: grants.job.clone(),
+            roots: grants.files.clone(),
+            canonical: grants
+                .files
+                .iter()
+                .map(|root| fs::canonicalize(root).unwrap_or_else(|_| root.clone()))
+                .collect(),
+        }
+    }
+
+    fn roots_text(&self) -> String {
+        if self.roots.is_empty() {
+            return "none: list directories in `files:` in its entry in jobs.yaml".into();
+        }
+        let roots: Vec<String> = self.roots.iter().map(|r| r.display().to_string()).collect();
+        roots.join(", ")
+    }
+
+    /// Argument `index` (0-based) as an absolute path.
+    fn path_arg(&self, args: &[Value], index: usize, name: &str) -> Result<PathBuf, String> {
+        let fun = self.fun;
+        let bytes = match args.get(index) {
+            Some(Value::String(s)) => s.as_bytes().to_vec(),
+            other => {
+                return Err(format!(
+                    "core.files.{fun}: {name} is {}: expected an absolute path (a string)",
+                    other.map_or("missing".into(), |v| format!("a {}", type_name(v)))
+                ));
+            }
+        };
+        if bytes.contains(&0) {
+            return Err(format!(
+                "core.files.{fun}: {name} holds a NUL byte: expected an absolute path"
+            ));
+        }
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(&bytes));
+        if !path.is_absolute() {
+            return Err(format!(
+                "core.files.{fun}: {} is a relative path: expected an absolute path under the roots of job {} ({})",
+                path.display(),
+                self.job,
+                self.roots_text()
+            ));
+        }
+        Ok(path)
+    }
+
+    /// `given` resolved through every symlink, the last included; refused outside the roots.
+    fn resolve(&self, given: &Path) -> Result<PathBuf, String> {
+        let resolved = self.real_path(given)?;
+        self.confine(given, &resolved)?;
+        Ok(resolved)
+    }
+
+    /// `given` with its directory resolved and its last component kept as written, so that a
+    /// symlink there is the entry itself; refused outside the roots. With `below`, a root
+    /// itself is refused too (it may not be removed, renamed or replaced).
+    fn entry(&self, given: &Path, below: bool) -> Result<PathBuf, String> {
+        let resolved = match (given.parent(), given.components().next_back()) {
+            (Some(parent), Some(Component::Normal(name))) => self.real_path(parent)?.join(name),
+            _ => self.real_path(given)?,
+        };
+        self.confine(given, &resolved)?;
+        if below && self.canonical.contains(&resolved) {
+            return Err(format!(
+                "core.files.{}: {} is a root of job {}: expected a path under it",
+                self.fun,
+                given.display(),
+                self.job
+            ));
+        }
+        Ok(resolved)
+    }
+
+    fn confine(&self, given: &Path, resolved: &Path) -> Result<(), String> {
+        if self.canonical.iter().any(|root| resolved.starts_with(root)) {
+            return Ok(());
+        }
+        let leads = if resolved == given {
+            String::new()
+        } else {
+            format!(" (it leads to {})", resolved.display())
+        };
+        Err(format!(
+            "core.files: {}{leads} is outside the roots of job {} ({}): expected a path under them",
+            given.display(),
+            self.job,
+            self.roots_text()
+        ))
+    }
+
+    /// The path the kernel would reach: the longest existing prefix canonicalized, the rest
+    /// appended. The rest may not hold `..`, nor start with a dangling symlink that more
+    /// components would go through.
+    fn real_path(&self, given: &Path) -> Result<PathBuf, String> {
+        let parts: Vec<Component> = given.components().collect();
+        for known in (1..=parts.len()).rev() {
+            let prefix: PathBuf = parts[..known].iter().collect();
+            let Ok(base) = fs::canonicalize(&prefix) else {
+                continue;
+            };
+            let rest = &parts[known..];
+            let Some(first) = rest.first() else {
+                return Ok(base);
+            };
+            if rest.iter().any(|c| !matches!(c, Component::Normal(_))) {
+                return Err(format!(
+                    "core.files.{}: {} has `..` after a directory that does not exist: expected an existing directory before `..`",
+                    self.fun,
+                    given.display()
+                ));
+            }
+            let next = base.join(first);
+            if rest.len() > 1
+                && fs::symlink_metadata(&next).is_ok_and(|m| m.file_type().is_symlink())
+            {
+                return Err(format!(
+                    "core.files.{}: {} goes through {}, a symlink whose target does not exist: expected existing directories",
+                    self.fun,
+                    given.display(),
+                    next.display()
+                ));
+            }
+            return Ok(rest.iter().fold(base, |path, c| path.join(c)));
+        }
+        Err(format!(
+            "core.files.{}: {} cannot be resolved: expected an absolute path",
+            self.fun,
+            given.display()
+        ))
+    }
+
+    /// An I/O error on `subject` as a message saying what was expected.
+    fn io(&self, subject: &Path, error: &io::Error, expected: &str) -> String {
+        let what = match error.kind() {
+            ErrorKind::NotFound => "does not exist".to_string(),
+            ErrorKind::PermissionDenied => "cannot be accessed: permission denied".to_string(),
+            ErrorKind::IsADirectory => "is a directory".to_string(),
+            ErrorKind::NotADirectory => "is not a directory (or a part of it is not)".to_string(),
+            ErrorKind::DirectoryNotEmpty => "is a directory that is not empty".to_string(),
+            ErrorKind::AlreadyExists => "already exists".to_string(),
+            _ if error.raw_os_error() == Some(libc::ELOOP) => {
+                "is a symbolic link, which is not followed here".to_string()
+            }
+            _ => format!("failed: {error}"),
+        };
+        format!(
+            "core.files.{}: {} {what}: expected {expected}",
+            self.fun,
+            subject.display()
+        )
+    }
+}
+
+/// Opens a file without following a symlink in its last component and without waiting on a
+/// FIFO, and checks that it is a regular file.
+fn open(
+    scope: &Scope,
+    path: &Path,
+    given: &Path,
+    options: &mut OpenOptions,
+) -> Result<File, String> {
+    let file = options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| scope.io(given, &e, "a file"))?;
+    let kind = file
+        .metadata()
+        .map_err(|e| scope.io(given, &e, "a file"))?
+        .file_type();
+    if kind.is_file() {
+        Ok(file)
+    } else {
+        Err(format!(
+            "core.files.{}: {} is a {}: expected a file",
+            scope.fun,
+            given.display(),
+            kind_name(kind)
+        ))
+    }
+}
+
+fn kind_name(kind: FileType) -> &'static str {
+    if kind.is_symlink() {
+        "link"
+    } else if kind.is_dir() {
+        "dir"
+    } else if kind.is_file() {
+        "file"
+    } else {
+        "other"
+    }
+}
+
+fn text_arg(scope: &Scope, args: &[Value], index: usize) -> Result<Vec<u8>, String> {
+    match args.get(index) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        other => Err(format!(
+            "core.files.{}: text is {}: expected a string",
+            scope.fun,
+            other.map_or("missing".into(), |v| format!("a {}", type_name(v)))
+        )),
+    }
+}
+
+fn list(lua: &Lua, scope: &Scope, args: &[Value]) -> Outcome {
+    let given = scope.path_arg(args, 0, "dir")?;
+    let dir = scope.resolve(&given)?;
+    let entries = fs::read_dir(&dir).map_err(|e| scope.io(&given, &e, "a directory"))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| scope.io(&given, &e, "a readable directory"))?;
+        names.push(entry.file_name().as_bytes().to_vec());
+    }
+    names.sort();
+    let table = lua.create_table_with_capacity(names.len(), 0)?;
+    for (i, name) in names.iter().enumerate() {
+        table.raw_set(i + 1, lua.create_string(name)?)?;
+    }
+    Ok(Value::Table(table))
+}
+
+fn read(lua: &Lua, scope: &Scope, args: &[Value]) -> Outcome {
+    let given = scope.path_arg(args, 0, "path")?;
+    let path = scope.resolve(&given)?;
+    let file = open(scope, &path, &given, OpenOptions::new().read(true))?;
+    let mut data = Vec::new();
+    file.take(MAX_READ + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| scope.io(&given, &e, "a readable file"))?;
+    if data.len() as u64 > MAX_READ {
+        return Err(format!(
+            "core.files.read: {} is larger than 16 MiB: expected a file of at most 16 MiB",
+            given.display()
+        )
+        .into());
+    }
+    Ok(Value::String(lua.create_string(&data)?))
+}
+
+/// `write` (replacing the contents) and `append`.
+fn put(_: &Lua, scope: &Scope, args: &[Value], append: bool) -> Outcome {
+    let given = scope.path_arg(args, 0, "path")?;
+    let text = text_arg(scope, args, 1)?;
+    let path = scope.resolve(&given)?;
+    let mut options = OpenOptions::new();
+    options.create(true);
+    if append {
+        options.append(true);
+    } else {
+        options.write(true).truncate(true);
+    }
+    let mut file = open(scope, &path, &given, &mut options)?;
+    io::Write::write_all(&mut file, &text).map_err(|e| scope.io(&given, &e, "a writable file"))?;
+    Ok(Value::Boolean(true))
+}
+
+/// Copies the contents of the file `from` into `to` (created or replaced), with its mode.
+fn copy_file(scope: &Scope, from: (&Path, &Path), to: (&Path, &Path)) -> Result<(), String> {
+    let (from, from_given) = from;
+    let (to, to_given) = to;
+    let mut source = open(scope, from, from_given, OpenOptions::new().read(true))?;
+    let mut target = open(
+        scope,
+        to,
+        to_given,
+        OpenOptions::new().write(true).create(true),
+    )?;
+    let (source_meta, target_meta) = match (source.metadata(), target.metadata()) {
+        (Ok(s), Ok(t)) => (s, t),
+        (Err(e), _) | (_, Err(e)) => return Err(scope.io(from_given, &e, "a file")),
+    };
+    if (source_meta.dev(), source_meta.ino()) == (target_meta.dev(), target_meta.ino()) {
+        return Err(format!(
+            "core.files.{}: {} and {} are the same file: expected two different files",
+            scope.fun,
+            from_given.display(),
+            to_given.display()
+        ));
+    }
+    target
+        .set_len(0)
+        .and_then(|()| io::copy(&mut source, &mut target))
+        .and_then(|_| target.set_permissions(source_meta.permissions()))
+        .map_err(|e| scope.io(to_given, &e, "a writable file"))
+}
+
+fn copy(_: &Lua, scope: &Scope, args: &[Value]) -> Outcome {
+    let from_given = scope.path_arg(args, 0, "from")?;
+    let to_given = scope.path_arg(args, 1, "to")?;
+    let from = scope.resolve(&from_given)?;
+    let to = scope.resolve(&to_given)?;
+    copy_file(scope, (&from, &from_given), (&to, &to_given))?;
+    Ok(Value::Boolean(true))
+}
+
+fn move_(_: &Lua, scope: &Scope, args: &[Value]) -> Outcome {
+    let from_given = scope.path_arg(args, 0, "from")?;
+    let to_given = scope.path_arg(args, 1, "to")?;
+    let from = scope.entry(&from_given, true)?;
+    let to = scope.entry(&to_given, true)?;
+    match fs::rename(&from, &to) {
+        Ok(()) => {}
+        // Another file system: a file is copied, then removed.
+        Err(e)
+            if e.kind() == ErrorKind::CrossesDevices
+                && fs::symlink_metadata(&from).is_ok_and(|m| m.is_file()) =>
+        {
+            copy_file(scope, (&from, &from_given), (&to, &to_given))?;
+            fs::remove_file(&from).map_err(|e| scope.io(&from_given, &e, "a removable file"))?;
+        }
+        Err(e) => return Err(rename_error(scope, &from_given, &to_given, &from, &e).into()),
+    }
+    Ok(Value::Boolean(true))
+}
+
+/// Names the path a failed rename is about: `from` when it is missing, else `to`.
+fn rename_error(
+    scope: &Scope,
+    from_given: &Path,
+    to_given: &Path,
+    from: &Path,
+    e: &io::Error,
+) -> String {
+    if fs::symlink_metadata(from).is_err() {
+        scope.io(from_given, e, "an existing file or directory")
+    } else {
+        scope.io(
+            to_given,
+            e,
+            "a path in an existing directory, not a directory in the way",
+        )
+    }
+}
+
+fn rename(_: &Lua, scope: &Scope, args: &[Value]) -> Outcome {
+    let from_given = scope.path_arg(args, 0, "from")?;
+    let from = scope.entry(&from_given, true)?;
+    let Some(dir) = from.parent() else {
+        return Err(format!(
+            "core.files.rename: {} has no directory",
+            from_given.display()
+        )
+        .into());
+    };
+    let (to, to_given) = match args.get(1) {
+        // A bare name is a new name in the same directory.
+        Some(Value::String(name)) if !name.as_bytes().contains(&b'/') => {
+            let name = name.as_bytes();
+            if name.is_empty() || *name == *b"." || *name == *b".." || name.contains(&0) {
+                return Err(format!(
+                    "core.files.rename: {:?} is not a file name: expected a new name or an absolute path in the same directory",
+                    String::from_utf8_lossy(&name)
+                )
+                .into());
+            }
+            let to = dir.join(std::ffi::OsStr::from_bytes(&name));
+            let shown = from_given.parent().map_or_else(
+                || to.clone(),
+                |d| d.join(std::ffi::OsStr::from_bytes(&name)),
+            );
+            (to, shown)
+        }
+        _ => {
+            let to_given = scope.path_arg(args, 1, "to")?;
+            let to = scope.entry(&to_given, true)?;
+            if to.parent() != Some(dir) {
+                return Err(format!(
+                    "core.files.rename: {} is not in the directory of {}: expected a new name in the same directory (core.files.move moves)",
+                    to_given.display(),
+                    from_given.display()
+                )
+                .into());
+            }
+            (to, to_given)
+        }
+    };
+    fs::rename(&from, &to).map_err(|e| rename_error(scope, &from_given, &to_given, &from, &e))?;
+    Ok(Value::Boolean(true))
+}
+
+fn remove(_: &Lua, scope: &Scope, args: &[Value]) -> Outcome {
+    let given = scope.path_arg(args, 0, "path")?;
+    let path = scope.entry(&given, true)?;
+    let expected = "a file or an empty directory";
+    let meta = fs::symlink_metadata(&path).map_err(|e| scope.io(&given, &e, expected))?;
+    let removed = if meta.is_dir() {
+        fs::remove_dir(&path)
+    } else {
+        fs::remove_file(&path)
+    };
+    removed.map_err(|e| scope.io(&given, &e, expected))?;
+    Ok(Value::Boolean(true))
+}
+
+fn exists(_: &Lua, scope: &Scope, args: &[Value]) -> Outcome {
+    let given = scope.path_arg(args, 0, "path")?;
+    let path = scope.entry(&given, false)?;
+    match fs::symlink_metadata(&path) {
+        Ok(_) => Ok(Value::Boolean(true)),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            Ok(Value::Boolean(false))
+        }
+        Err(e) => Err(scope.io(&given, &e, "a path that can be checked").into()),
+    }
+}
+
+fn stat(lua: &Lua, scope: &Scope, args: &[Value]) -> Outcome {
+    let given = scope.path_arg(args, 0, "path")?;
+    let path = scope.entry(&given, false)?;
+    let meta = fs::symlink_metadata(&path)
+        .map_err(|e| scope.io(&given, &e, "an existing file or directory"))?;
+    let info = lua.create_table()?;
+    info.raw_set("size", meta.len())?;
+    info.raw_set("kind", kind_name(meta.file_type()))?;
+    info.raw_set("modified", meta.mtime())?;
+    info.raw_set("mode", meta.mode() & 0o7777)?;
+    Ok(Value::Table(info))
+}
+
+/// Lua's name for the type of `value` (Luau has only numbers, never integers).
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Integer(_) => "number",
+        other => other.type_name(),
+    }
+}
