@@ -110,6 +110,9 @@ async fn event_loop(
     let mut last_draw = Instant::now();
     loop {
         if dirty && (urgent || last_draw.elapsed() >= EVENT_FRAME) {
+            // Every frame shows the time it is drawn at, so countdowns never run a second
+            // behind after an event-driven redraw.
+            app.update(Message::Tick(Utc::now()));
             app.refresh();
             terminal
                 .draw(|frame| render::draw(frame, app))
@@ -197,11 +200,10 @@ fn next_second() -> Instant {
 }
 
 /// The Unix user, for the audit trail of activate, cancel and trigger.
+/// The operator at this terminal: the Unix user of this process (not `$USER`, which anyone
+/// can set), as the control socket would name them.
 fn actor() -> Actor {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|name| !name.is_empty())
+    Some(crate::socket::peers::current_user())
 }
 
 async fn subscribe(commands: &mpsc::Sender<Command>) -> anyhow::Result<Subscription> {

@@ -31,25 +31,6 @@ pub enum Action {
     Trigger,
 }
 
-/// The Unix user running this process, for the audit trail.
-pub fn current_user() -> Option<String> {
-    for var in ["USER", "LOGNAME"] {
-        if let Ok(name) = std::env::var(var)
-            && !name.is_empty()
-        {
-            return Some(name);
-        }
-    }
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    Some(format!("uid {uid}"))
-}
-
 fn find<'a>(config: &'a Config, name: &str) -> Result<&'a JobSpec, String> {
     config.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
         let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
@@ -110,7 +91,7 @@ fn act(file: &Path, action: Action, name: &str) -> Result<(String, u8), (String,
     let _lock = state_dir::lock(dir, "cli").map_err(|e| (e.to_string(), exit::FAILED))?;
     let mut store = Store::open(&database_path(dir)).map_err(|e| (e.to_string(), exit::FAILED))?;
     let failed = |e: crate::store::StoreError| (e.to_string(), exit::FAILED);
-    let user = current_user();
+    let user = Some(crate::socket::peers::current_user());
     let now = Utc::now();
     match action {
         Action::Activate => {
@@ -230,7 +211,7 @@ pub fn reload(file: &Path) -> u8 {
                 exit::OK
             }
             Err(e) => {
-                eprintln!("jobtop reload: {e}");
+                eprintln!("jobtop reload: refused, the running configuration stays:\n{e}");
                 exit::FAILED
             }
         };

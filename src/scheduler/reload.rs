@@ -54,9 +54,7 @@ impl Scheduler {
                 let _ = self.events.send(JobEvent::ReloadFailed {
                     error: error.clone(),
                 });
-                let _ = reply.send(Err(ActionError(format!(
-                    "reload refused, the running configuration stays:\n{error}"
-                ))));
+                let _ = reply.send(Err(ActionError(error)));
                 return;
             }
         };

@@ -81,6 +81,11 @@ pub fn role_of(
     None
 }
 
+/// The name of the Unix user this process runs as (`uid N` when it has none).
+pub fn current_user() -> String {
+    own_uid().map_or_else(|| "unknown user".to_string(), user_name)
+}
+
 /// The uid this process runs as, from `/proc/self/status`.
 pub fn own_uid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
