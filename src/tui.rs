@@ -103,7 +103,7 @@ async fn event_loop(
 ) -> anyhow::Result<()> {
     let (internal_tx, mut internal_rx) = mpsc::unbounded_channel::<Internal>();
     let mut keys = EventStream::new();
-    let actor = actor();
+    let actor: Actor = Some(operator());
     let mut resubscribing = false;
     let mut dirty = true;
     let mut urgent = true;
@@ -202,8 +202,8 @@ fn next_second() -> Instant {
 /// The Unix user, for the audit trail of activate, cancel and trigger.
 /// The operator at this terminal: the Unix user of this process (not `$USER`, which anyone
 /// can set), as the control socket would name them.
-fn actor() -> Actor {
-    Some(crate::socket::peers::current_user())
+fn operator() -> String {
+    crate::socket::peers::current_user()
 }
 
 async fn subscribe(commands: &mpsc::Sender<Command>) -> anyhow::Result<Subscription> {
