@@ -172,6 +172,8 @@ pub fn bounded_sleep(lua: &Lua, wanted: Duration) -> mlua::Result<bool> {
             return Ok(true);
         }
         if now >= deadline {
+            // The watchdog may be a moment behind: the run is over now, not at its next tick.
+            control.stop(super::limits::StopReason::Timeout);
             return Ok(false);
         }
         let slice = until
