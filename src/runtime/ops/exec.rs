@@ -471,6 +471,9 @@ fn run(request: &Request, control: &RunControl, remaining: Duration) -> Result<F
         return Err(stopped(reason));
     }
     if timeout.is_zero() {
+        if capped {
+            control.stop(StopReason::Timeout);
+        }
         return Err(timed_out());
     }
 
@@ -499,6 +502,10 @@ fn run(request: &Request, control: &RunControl, remaining: Duration) -> Result<F
         let now = Instant::now();
         if now >= limit {
             group.kill();
+            if capped {
+                // The run's own time is up: end it now rather than at the watchdog's tick.
+                control.stop(StopReason::Timeout);
+            }
             return Err(timed_out());
         }
         let slice = POLL.min(limit - now);
