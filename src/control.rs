@@ -30,6 +30,8 @@ pub type Actor = Option<String>;
 pub enum Command {
     /// Read `jobs.yaml` again and apply the difference (SPEC section 8).
     Reload {
+        /// Who asked (`SIGHUP` when the signal did).
+        by: Actor,
         /// Receives what changed, or the validation error (the old configuration stays).
         reply: Reply<ReloadSummary>,
     },

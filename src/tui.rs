@@ -248,7 +248,7 @@ fn dispatch(
         match request {
             CommandRequest::Quit => None,
             CommandRequest::Reload => Some(Outcome::Reload(
-                ask(&commands, |reply| Command::Reload { reply }).await,
+                ask(&commands, |reply| Command::Reload { by, reply }).await,
             )),
             CommandRequest::History(job) => {
                 let result = ask(&commands, |reply| Command::History {

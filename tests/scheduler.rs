@@ -144,7 +144,10 @@ impl Harness {
 
     async fn reload(&self) -> Result<ReloadSummary, String> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Reload { reply }).await.unwrap();
+        self.commands
+            .send(Command::Reload { by: None, reply })
+            .await
+            .unwrap();
         // The configuration is read on a blocking thread: wait in real time.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut answer = answer;

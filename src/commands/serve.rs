@@ -122,7 +122,7 @@ async fn serve_signals(handle: SchedulerHandle, socket: &Path) -> std::io::Resul
         tokio::select! {
             _ = hangup.recv() => {
                 let (reply, answer) = oneshot::channel();
-                if handle.commands.send(Command::Reload { reply }).await.is_err() {
+                if handle.commands.send(Command::Reload { by: Some("SIGHUP".into()), reply }).await.is_err() {
                     break;
                 }
                 match answer.await {

@@ -21,7 +21,7 @@ impl Scheduler {
                     let _ = reply.send(Err(stopping()));
                     return;
                 }
-                Command::Reload { reply } => {
+                Command::Reload { reply, .. } => {
                     let _ = reply.send(Err(stopping()));
                     return;
                 }
@@ -39,7 +39,10 @@ impl Scheduler {
                     events: self.events.subscribe(),
                 });
             }
-            Command::Reload { reply } => self.start_reload(reply),
+            Command::Reload { by, reply } => {
+                self.audit(&by, "reload", "", None);
+                self.start_reload(reply);
+            }
             Command::Activate { job, by, reply } => self.activate(&job, &by, reply),
             Command::Cancel { job, by, reply } => self.cancel(&job, &by, reply),
             Command::Trigger { job, by, reply } => {
@@ -66,7 +69,7 @@ impl Scheduler {
         self.recorder.send(Record::Audit {
             user: by.clone(),
             action: action.to_string(),
-            job: Some(job.to_string()),
+            job: (!job.is_empty()).then(|| job.to_string()),
             detail,
         });
     }

@@ -193,7 +193,7 @@ async fn bridge(client: Client, mut snapshot: Snapshot, mut inbox: mpsc::Receive
                         let _ = reply.send(());
                         return;
                     }
-                    Command::Reload { reply } => (Request::Reload, Pending::Reload(reply)),
+                    Command::Reload { reply, .. } => (Request::Reload, Pending::Reload(reply)),
                     Command::Activate { job, reply, .. } => (Request::Activate { job }, Pending::Text(reply)),
                     Command::Cancel { job, reply, .. } => (Request::Cancel { job }, Pending::Text(reply)),
                     Command::Trigger { job, reply, .. } => (Request::Trigger { job }, Pending::Text(reply)),

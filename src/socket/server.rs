@@ -337,7 +337,7 @@ impl Session {
                 serde_json::to_value(runs).map_err(|e| e.to_string())
             }
             Request::Reload => {
-                let summary = self.ask(|reply| Command::Reload { reply }).await?;
+                let summary = self.ask(|reply| Command::Reload { by, reply }).await?;
                 serde_json::to_value(summary).map_err(|e| e.to_string())
             }
             Request::Activate { job } => self
