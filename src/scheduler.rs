@@ -358,7 +358,7 @@ impl Scheduler {
                 }
                 slot += interval;
             }
-            entry.skips += skipped;
+            entry.stored.skips += skipped;
             for record in records {
                 self.recorder.send(Record::Run(record));
             }
@@ -474,20 +474,20 @@ impl Scheduler {
             return;
         }
         entry.running = None;
-        entry.last_run = Some(outcome.started);
-        entry.last_scheduled = Some(scheduled);
-        entry.last_result = Some(outcome.result);
-        entry.last_duration_ms = Some(outcome.duration.as_secs_f64() * 1e3);
-        entry.runs += 1;
+        entry.stored.last_run = Some(outcome.started);
+        entry.stored.last_scheduled = Some(scheduled);
+        entry.stored.last_result = Some(outcome.result);
+        entry.stored.last_duration_ms = Some(outcome.duration.as_secs_f64() * 1e3);
+        entry.stored.runs += 1;
         if outcome.result == RunResult::Ok {
-            entry.oks += 1;
+            entry.stored.oks += 1;
         }
         if outcome.result.is_failure() {
-            entry.errors += 1;
+            entry.stored.errors += 1;
         }
         if let Some(error) = &outcome.error {
-            entry.last_error = Some(error.clone());
-            entry.last_error_at = Some(now_wall);
+            entry.stored.last_error = Some(error.clone());
+            entry.stored.last_error_at = Some(now_wall);
         }
         let id = done.job;
         match outcome.result {
@@ -518,9 +518,10 @@ impl Scheduler {
         entry.status = Status::Deactivated;
         entry.due = None;
         entry.timer_generation += 1;
-        entry.deactivated_reason = Some(reason.to_string());
-        entry.deactivated_by.clone_from(&by);
-        entry.deactivated_at = Some(at);
+        entry.stored.deactivated = true;
+        entry.stored.deactivated_reason = Some(reason.to_string());
+        entry.stored.deactivated_by.clone_from(&by);
+        entry.stored.deactivated_at = Some(at);
         tracing::info!(job = %entry.spec.name, %reason, "deactivated");
         self.recorder.send(Record::Deactivate {
             job: entry.spec.name.clone(),
@@ -641,7 +642,7 @@ fn first_due(entry: &JobEntry, now: Instant, wall_now: DateTime<Utc>, at_start: 
     if entry.spec.run_once && at_start {
         return now + interval;
     }
-    let Some(last) = entry.last_scheduled else {
+    let Some(last) = entry.stored.last_scheduled else {
         return now + interval;
     };
     let next_wall = last + chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
@@ -666,7 +667,7 @@ fn latest_slot(due: Instant, interval: Duration, now: Instant) -> Instant {
 /// a stopped job resumes on reload, so it keeps its rhythm instead of running at once.
 fn resume_due(entry: &JobEntry, now: Instant, wall_now: DateTime<Utc>) -> Instant {
     let interval = entry.spec.interval;
-    let Some(last) = entry.last_scheduled else {
+    let Some(last) = entry.stored.last_scheduled else {
         return now + interval;
     };
     let interval_ns = i128::try_from(interval.as_nanos())

@@ -43,7 +43,7 @@ pub use error::StoreError;
 pub const MAX_STORED_LOG_BYTES: usize = 256 * 1024;
 
 /// The durable state of one job: its `jobs` row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobState {
     /// The job's name from `jobs.yaml`.
     pub name: String,

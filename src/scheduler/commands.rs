@@ -104,9 +104,10 @@ impl Scheduler {
             Status::Deactivated | Status::Stopped | Status::Sleeping | Status::Done => {}
         }
         entry.status = Status::Waiting;
-        entry.deactivated_reason = None;
-        entry.deactivated_by = None;
-        entry.deactivated_at = None;
+        entry.stored.deactivated = false;
+        entry.stored.deactivated_reason = None;
+        entry.stored.deactivated_by = None;
+        entry.stored.deactivated_at = None;
         entry.due = Some(Instant::now() + entry.spec.interval);
         self.arm(id);
         self.publish(id);

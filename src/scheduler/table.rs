@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::config::JobSpec;
 use crate::control::JobView;
-use crate::job::{RunResult, Status};
+use crate::job::Status;
 use crate::runtime::{JobGrants, RunControl};
 use crate::store::JobState;
 
@@ -40,32 +40,9 @@ pub struct JobEntry {
     pub timer_generation: u64,
     /// The run in progress.
     pub running: Option<Running>,
-    /// When the last run started.
-    pub last_run: Option<DateTime<Utc>>,
-    /// When the last run was due.
-    pub last_scheduled: Option<DateTime<Utc>>,
-    /// How the last run ended.
-    pub last_result: Option<RunResult>,
-    /// How long it took.
-    pub last_duration_ms: Option<f64>,
-    /// The newest error.
-    pub last_error: Option<String>,
-    /// When it happened.
-    pub last_error_at: Option<DateTime<Utc>>,
-    /// Runs (skips not counted).
-    pub runs: u64,
-    /// Runs that ended `ok`.
-    pub oks: u64,
-    /// Runs that failed.
-    pub errors: u64,
-    /// Due times skipped because a run was still going.
-    pub skips: u64,
-    /// Why it is deactivated.
-    pub deactivated_reason: Option<String>,
-    /// Who deactivated it.
-    pub deactivated_by: Option<String>,
-    /// When.
-    pub deactivated_at: Option<DateTime<Utc>>,
+    /// What the state database knows of the job (last run, error, counters, deactivation),
+    /// kept current as runs finish; its `status` and `next_run` are not used here.
+    pub stored: JobState,
 }
 
 impl JobEntry {
@@ -77,6 +54,7 @@ impl JobEntry {
         state: Option<&JobState>,
     ) -> JobEntry {
         let deactivated = state.is_some_and(|s| s.deactivated);
+        let spec_name = spec.name.clone();
         let status = if deactivated {
             Status::Deactivated
         } else if spec.active {
@@ -92,19 +70,10 @@ impl JobEntry {
             due: None,
             timer_generation: 0,
             running: None,
-            last_run: state.and_then(|s| s.last_run),
-            last_scheduled: state.and_then(|s| s.last_scheduled),
-            last_result: state.and_then(|s| s.last_result),
-            last_duration_ms: state.and_then(|s| s.last_duration_ms),
-            last_error: state.and_then(|s| s.last_error.clone()),
-            last_error_at: state.and_then(|s| s.last_error_at),
-            runs: state.map_or(0, |s| s.runs),
-            oks: state.map_or(0, |s| s.oks),
-            errors: state.map_or(0, |s| s.errors),
-            skips: state.map_or(0, |s| s.skips),
-            deactivated_reason: state.and_then(|s| s.deactivated_reason.clone()),
-            deactivated_by: state.and_then(|s| s.deactivated_by.clone()),
-            deactivated_at: state.and_then(|s| s.deactivated_at),
+            stored: state.cloned().unwrap_or_else(|| JobState {
+                name: spec_name,
+                ..JobState::default()
+            }),
         }
     }
 
@@ -130,24 +99,24 @@ impl JobEntry {
             path: spec.path.clone(),
             interval_secs: spec.interval.as_secs_f64(),
             status: self.shown_status(),
-            last_run: self.last_run,
-            last_result: self.last_result,
-            last_duration_ms: self.last_duration_ms,
-            last_error: self.last_error.clone(),
-            last_error_at: self.last_error_at,
-            runs: self.runs,
-            oks: self.oks,
-            errors: self.errors,
-            skips: self.skips,
+            last_run: self.stored.last_run,
+            last_result: self.stored.last_result,
+            last_duration_ms: self.stored.last_duration_ms,
+            last_error: self.stored.last_error.clone(),
+            last_error_at: self.stored.last_error_at,
+            runs: self.stored.runs,
+            oks: self.stored.oks,
+            errors: self.stored.errors,
+            skips: self.stored.skips,
             next_run: if self.is_scheduled() {
                 self.due.map(wall_of)
             } else {
                 None
             },
             running_since: self.running.as_ref().map(|r| r.since),
-            deactivated_reason: self.deactivated_reason.clone(),
-            deactivated_by: self.deactivated_by.clone(),
-            deactivated_at: self.deactivated_at,
+            deactivated_reason: self.stored.deactivated_reason.clone(),
+            deactivated_by: self.stored.deactivated_by.clone(),
+            deactivated_at: self.stored.deactivated_at,
             timeout_secs: spec.timeout.as_secs_f64(),
             memory_bytes: spec.memory,
             run_once: spec.run_once,
