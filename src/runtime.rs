@@ -33,6 +33,25 @@ pub use script_cache::{LoadError, ScriptCache};
 use job_api::{ReturnCode, RunContext, describe_value, return_code};
 use sandbox::LuaVm;
 
+thread_local! {
+    /// Set while this thread runs a job, so the panic hook knows a panic will be caught.
+    static IN_RUN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs a panic hook that keeps panics inside job runs (which become `error` results) out
+/// of the terminal: they go to the log. Every other panic goes to the hook installed before
+/// (for the dashboard, the one that restores the terminal first).
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if IN_RUN.with(std::cell::Cell::get) {
+            tracing::error!("panic inside a job run (the run ends `error`): {info}");
+        } else {
+            previous(info);
+        }
+    }));
+}
+
 /// Garbage a state may hold between runs before a full collection is forced.
 const GARBAGE_ALLOWANCE: usize = 1 << 20;
 
@@ -174,11 +193,15 @@ impl JobRunner {
             .set_memory_limit(vm.lua.used_memory().saturating_add(memory_limit));
         let ending = match limit_set {
             Ok(_) => catch_unwind(AssertUnwindSafe(|| {
-                execute(vm, &bytecode, &request.display_name)
+                IN_RUN.with(|flag| flag.set(true));
+                let ending = execute(vm, &bytecode, &request.display_name);
+                IN_RUN.with(|flag| flag.set(false));
+                ending
             }))
             .unwrap_or_else(|panic| Ending::Failed(mlua::Error::runtime(panic_message(&panic)))),
             Err(e) => Ending::Failed(e),
         };
+        IN_RUN.with(|flag| flag.set(false));
         vm.end_run();
         let _ = vm.lua.set_memory_limit(0);
         vm.lua.remove_app_data::<ops::OpsContext>();

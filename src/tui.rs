@@ -62,6 +62,9 @@ pub async fn run(commands: mpsc::Sender<Command>, options: DashboardOptions) -> 
     })?;
     let color = !(options.no_color || theme::no_color_env());
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    // A panic inside a job run is caught and becomes an `error` result: it must not restore
+    // (and so break) the terminal, nor print over the dashboard.
+    crate::runtime::install_panic_hook();
     // Restores the terminal when this future ends in any way: return, error, or being dropped.
     // Panics are covered by the hook `try_init` installed.
     let _restore = RestoreOnDrop;

@@ -60,6 +60,7 @@ pub fn run(file: &Path) -> u8 {
             return code;
         }
     };
+    crate::runtime::install_panic_hook();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
