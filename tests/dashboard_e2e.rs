@@ -10,19 +10,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::process::{BIN, Cli, Sandbox, Serve, current_user, poll_every, signal, text};
 use jobtop::tui::keymap::{self, SECTIONS};
 use serde_json::Value;
-use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_jobtop");
 
 /// How long a screen may take to show what a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
@@ -106,105 +106,18 @@ macro_rules! require_tmux {
 // ---------------------------------------------------------------------------------------------
 // The sandbox: one temporary directory per test.
 
-struct Sandbox {
-    dir: TempDir,
-}
+/// The CLI runs in the sandbox, so on `./jobs.yaml`; a command that takes over 20 s fails the
+/// test.
+const CLI: Cli = Cli {
+    config_flag: false,
+    history_limit: 200,
+    ..Cli::new(Duration::from_secs(20))
+};
 
 impl Sandbox {
     /// A directory with `jobs.yaml` = `yaml` and the given job files under `jobs/`.
     fn new(yaml: &str, jobs: &[(&str, &str)]) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("jobs")).unwrap();
-        let sandbox = Sandbox { dir };
-        sandbox.write_config(yaml);
-        for (name, body) in jobs {
-            fs::write(sandbox.path().join("jobs").join(name), body).unwrap();
-        }
-        sandbox
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn config(&self) -> PathBuf {
-        self.path().join("jobs.yaml")
-    }
-
-    /// Replaces `jobs.yaml` at once (write and rename), so a reload never reads half a file.
-    fn write_config(&self, yaml: &str) {
-        let tmp = self.path().join("jobs.yaml.tmp");
-        fs::write(&tmp, yaml).unwrap();
-        fs::rename(&tmp, self.config()).unwrap();
-    }
-
-    /// `jobtop ARGS` run in the sandbox (so on `./jobs.yaml`), to completion, with a deadline.
-    fn jobtop(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("JOBTOP_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "jobtop {args:?} did not finish within 20 s\nstdout: {}\nstderr: {}",
-                    text(&out.stdout),
-                    text(&out.stderr)
-                );
-            }
-            sleep(Duration::from_millis(10));
-        }
-        child.wait_with_output().unwrap()
-    }
-
-    /// `jobtop ARGS`, which must succeed; its standard output.
-    fn jobtop_ok(&self, args: &[&str]) -> String {
-        let out = self.jobtop(args);
-        assert!(
-            out.status.success(),
-            "jobtop {args:?} failed: {}\nstdout: {}\nstderr: {}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// `list --json`: every job.
-    fn list(&self) -> Vec<Value> {
-        let out = self.jobtop_ok(&["list", "--json"]);
-        serde_json::from_str::<Value>(&out)
-            .unwrap_or_else(|e| panic!("list --json is not JSON ({e}): {out}"))
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    /// One job of `list --json`.
-    fn job(&self, name: &str) -> Value {
-        let jobs = self.list();
-        jobs.iter()
-            .find(|job| job["name"] == name)
-            .unwrap_or_else(|| panic!("no job {name} in list --json: {jobs:#?}"))
-            .clone()
-    }
-
-    /// `history NAME --json`, newest first.
-    fn history(&self, name: &str) -> Vec<Value> {
-        let out = self.jobtop_ok(&["history", name, "--json", "--limit", "200"]);
-        serde_json::from_str::<Value>(&out)
-            .unwrap_or_else(|e| panic!("history --json is not JSON ({e}): {out}"))
-            .as_array()
-            .unwrap()
-            .clone()
+        Sandbox::with_cli(CLI, yaml, jobs)
     }
 
     /// The pid `jobtop list` names as the live service (`live from jobtop pid N`).
@@ -217,23 +130,10 @@ impl Sandbox {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// Polls `check` every 100 ms until it gives an answer or `timeout` passes.
-fn poll<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        sleep(Duration::from_millis(100));
-    }
+fn poll<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    poll_every(Duration::from_millis(100), timeout, check)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,27 +487,13 @@ fn colour_codes(escaped: &str) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A `jobtop serve` child process: SIGKILLed if a test ends while it still runs.
-
-struct Serve {
-    child: Child,
-}
+// A `jobtop serve` child process (see `common::process::Serve`): SIGKILLed if a test ends while
+// it still runs.
 
 impl Serve {
+    /// Starts `jobtop serve`; returns once `jobtop list` names it as the live service.
     fn start(sandbox: &Sandbox) -> Serve {
-        let log = fs::File::create(sandbox.path().join("serve.stderr")).unwrap();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
-            .arg(sandbox.config())
-            .current_dir(sandbox.path())
-            .env_remove("JOBTOP_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let serve = Serve { child };
+        let serve = Serve::spawn(sandbox);
         let pid = serve.pid();
         poll(
             &format!("jobtop serve (pid {pid}) to answer jobtop list"),
@@ -617,34 +503,13 @@ impl Serve {
         serve
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
     /// SIGTERM, then its exit status within `timeout`.
     fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
+        signal("TERM", self.pid());
         let child = &mut self.child;
         poll("jobtop serve to exit after SIGTERM", timeout, || {
             child.try_wait().unwrap()
         })
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if self.is_running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -810,7 +675,7 @@ fn cancel_deactivates_and_asks_before_aborting_a_running_job() {
     let tick = sandbox.job("tick");
     assert_eq!(tick["status"], "deactivated", "{tick:#}");
     // The Unix user of the process, not `$USER`, which anyone can set.
-    assert_eq!(tick["deactivated_by"], whoami(), "{tick:#}");
+    assert_eq!(tick["deactivated_by"], current_user(), "{tick:#}");
 
     // A running job: the dialog; `n` keeps it running.
     term.escape(); // clears the flash message first
@@ -859,7 +724,7 @@ fn cancel_deactivates_and_asks_before_aborting_a_running_job() {
     );
     let slow = sandbox.job("slow");
     assert_eq!(slow["status"], "deactivated", "{slow:#}");
-    assert_eq!(slow["deactivated_by"], whoami(), "{slow:#}");
+    assert_eq!(slow["deactivated_by"], current_user(), "{slow:#}");
     term.wait_row("slow", "aborted");
     term.quit(WAIT);
 }
@@ -1342,7 +1207,7 @@ fn dashboards_attach_to_serve_and_see_cli_actions_live() {
     // Quitting a dashboard leaves the service running.
     let screen = first.quit(WAIT);
     assert!(screen.contains("EXITED:0"), "{screen}");
-    assert!(serve.is_running(), "serve survives a dashboard quitting");
+    assert!(serve.running(), "serve survives a dashboard quitting");
     assert_eq!(
         sandbox.live_pid(),
         Some(pid),
@@ -1357,7 +1222,7 @@ fn dashboards_attach_to_serve_and_see_cli_actions_live() {
 
     assert!(second.quit(WAIT).contains("EXITED:0"));
     assert!(viewer.quit(WAIT).contains("EXITED:0"));
-    assert!(serve.is_running());
+    assert!(serve.running());
     let status = serve.terminate(Duration::from_secs(15));
     assert!(status.success(), "serve after SIGTERM: {status}");
 }
@@ -1482,13 +1347,4 @@ fn next_countdown_never_exceeds_the_interval() {
         sleep(Duration::from_millis(50));
     }
     term.quit(WAIT);
-}
-
-/// The name of the Unix user running the tests.
-fn whoami() -> String {
-    let out = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -2,38 +2,29 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use common::runner::{job_source, request, runner, write_job};
 use jobtop::job::RunResult;
-use jobtop::runtime::{
-    JobGrants, JobRunner, LocalZone, RunControl, RunOutcome, RunRequest, ScriptCache, SqliteState,
-    StateStore,
-};
+use jobtop::runtime::{JobGrants, LocalZone, RunOutcome, RunRequest, SqliteState, StateStore};
 
 fn run(dir: &Path, source: &str, grants: JobGrants) -> RunOutcome {
-    let file = dir.join("job.lua");
-    std::fs::write(&file, source).unwrap();
-    let request = RunRequest {
-        file,
-        display_name: "jobs/job.lua".into(),
+    let file = write_job(dir, "job.lua", source);
+    runner().run(&RunRequest {
         scheduled: Utc::now(),
         zone: LocalZone::Named(chrono_tz::UTC),
         timeout: Duration::from_secs(2),
-        memory: 16 << 20,
-        control: RunControl::new(),
-        log_sink: None,
-        grants: Arc::new(grants),
-    };
-    JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&request)
+        ..request(file, "jobs/job.lua", grants)
+    })
 }
 
 fn job(body: &str) -> String {
-    format!(
-        "local job = core.job()\nfunction job.run()\n{body}\n  return job.OK\nend\nreturn job\n"
-    )
+    job_source("local job = core.job()\n", body)
 }
 
 #[test]

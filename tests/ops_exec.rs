@@ -2,55 +2,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use common::runner::{
+    SHOW, allowing, error_of, job_source, request as run_request, runner, shown, write_job,
+};
 use jobtop::config::Capability;
 use jobtop::job::RunResult;
-use jobtop::runtime::{
-    JobGrants, JobRunner, LocalZone, RunControl, RunOutcome, RunRequest, ScriptCache,
-};
-use serde_json::Value as Json;
+use jobtop::runtime::{RunOutcome, RunRequest};
 
-/// Wraps `body` (which ends in `show(label, core.exec(...))` calls) into a job file.
-fn job_source(body: &str) -> String {
-    format!(
-        r#"
-local job = core.job()
-local function show(label, result, err)
-  core.log(label .. "\t" .. core.json.encode({{ r = result, e = err }}))
-end
-function job.run()
-{body}
-  return job.OK
-end
-return job
-"#
-    )
-}
-
+/// A run of a job file whose `run` is `body` (which ends in `show(label, core.exec(...))`
+/// calls), for job `x` allowed `allow`.
 fn request(dir: &Path, body: &str, allow: Vec<Capability>, timeout: Duration) -> RunRequest {
-    let file = dir.join("job.lua");
-    std::fs::write(&file, job_source(body)).unwrap();
+    let source = job_source(&format!("\nlocal job = core.job()\n{SHOW}"), body);
+    let file = write_job(dir, "job.lua", &source);
     RunRequest {
-        file,
-        display_name: "jobs/job.lua".into(),
-        scheduled: DateTime::parse_from_rfc3339("2023-10-12T01:02:03Z")
-            .unwrap()
-            .with_timezone(&Utc),
-        zone: LocalZone::Named(chrono_tz::Europe::Berlin),
         timeout,
         memory: 32 << 20,
-        control: RunControl::new(),
-        log_sink: None,
-        grants: Arc::new(JobGrants {
-            job: "x".into(),
-            allow,
-            ..Default::default()
-        }),
+        ..run_request(file, "jobs/job.lua", allowing("x", allow))
     }
 }
 
@@ -62,24 +35,7 @@ fn run(body: &str) -> RunOutcome {
         vec![Capability::Exec],
         Duration::from_secs(10),
     );
-    JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&req)
-}
-
-/// The `{r, e}` logged under `label`.
-fn shown(outcome: &RunOutcome, label: &str) -> Json {
-    let prefix = format!("{label}\t");
-    let line = outcome
-        .logs
-        .iter()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no log line {label}: {outcome:?}"));
-    serde_json::from_str(line).unwrap()
-}
-
-fn error_of(outcome: &RunOutcome, label: &str) -> String {
-    let shown = shown(outcome, label);
-    assert!(shown.get("r").is_none(), "{label}: {shown}");
-    shown["e"].as_str().unwrap().to_string()
+    runner().run(&req)
 }
 
 /// Whether a process whose command line holds `marker` is still alive (zombies aside), after
@@ -306,7 +262,7 @@ fn abort_ends_the_exec_and_the_run() {
         control.abort();
     });
     let started = Instant::now();
-    let outcome = JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&req);
+    let outcome = runner().run(&req);
     let elapsed = started.elapsed();
     aborter.join().unwrap();
     assert_eq!(outcome.result, RunResult::Aborted, "{outcome:?}");
@@ -324,7 +280,7 @@ fn the_run_timeout_bounds_a_longer_exec_timeout() {
         Duration::from_secs(1),
     );
     let started = Instant::now();
-    let outcome = JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&req);
+    let outcome = runner().run(&req);
     let elapsed = started.elapsed();
     assert_eq!(outcome.result, RunResult::Timeout, "{outcome:?}");
     assert!(elapsed >= Duration::from_millis(950), "{elapsed:?}");
@@ -368,7 +324,7 @@ fn denied_without_the_capability() {
         vec![Capability::Network, Capability::Files],
         Duration::from_secs(5),
     );
-    let outcome = JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&req);
+    let outcome = runner().run(&req);
     assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
     assert_eq!(
         error_of(&outcome, "denied"),

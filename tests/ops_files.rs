@@ -3,17 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod common;
+
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use common::runner::{SHOW, allowing, error_of, job_source, request, runner, shown, write_job};
 use jobtop::config::Capability;
 use jobtop::job::RunResult;
-use jobtop::runtime::{
-    JobGrants, JobRunner, LocalZone, RunControl, RunOutcome, RunRequest, ScriptCache,
-};
+use jobtop::runtime::{JobGrants, RunOutcome, RunRequest};
 use serde_json::Value as Json;
 
 /// A temp directory holding `root/` (the job's root) and `outside/` beside it.
@@ -59,45 +58,26 @@ fn tree() -> Tree {
 /// Runs `body` with `R` (the root) and `O` (outside) defined, and `show(label, value, err)`
 /// logging what a call returned.
 fn run_with(tree: &Tree, body: &str, allow: Vec<Capability>) -> RunOutcome {
-    let source = format!(
-        r#"
-local job = core.job()
-local R = [[{root}]]
-local O = [[{outside}]]
-local function show(label, result, err)
-  core.log(label .. "\t" .. core.json.encode({{ r = result, e = err }}))
-end
-function job.run()
-{body}
-  return job.OK
-end
-return job
-"#,
+    let head = format!(
+        "\nlocal job = core.job()\nlocal R = [[{root}]]\nlocal O = [[{outside}]]\n{SHOW}",
         root = tree.root.display(),
         outside = tree.outside.display()
     );
     let jobs = tempfile::tempdir().unwrap();
-    let file = jobs.path().join("job.lua");
-    std::fs::write(&file, source).unwrap();
+    let file = write_job(jobs.path(), "job.lua", &job_source(&head, body));
     let request = RunRequest {
-        file,
-        display_name: "jobs/job.lua".into(),
-        scheduled: DateTime::parse_from_rfc3339("2023-10-12T01:02:03Z")
-            .unwrap()
-            .with_timezone(&Utc),
-        zone: LocalZone::Named(chrono_tz::Europe::Berlin),
         timeout: Duration::from_secs(10),
         memory: 64 << 20,
-        control: RunControl::new(),
-        log_sink: None,
-        grants: Arc::new(JobGrants {
-            job: "x".into(),
-            allow,
-            files: vec![tree.root.clone()],
-            ..Default::default()
-        }),
+        ..request(
+            file,
+            "jobs/job.lua",
+            JobGrants {
+                files: vec![tree.root.clone()],
+                ..allowing("x", allow)
+            },
+        )
     };
-    let outcome = JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&request);
+    let outcome = runner().run(&request);
     assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
     outcome
 }
@@ -106,26 +86,10 @@ fn run(tree: &Tree, body: &str) -> RunOutcome {
     run_with(tree, body, vec![Capability::Files])
 }
 
-fn shown(outcome: &RunOutcome, label: &str) -> Json {
-    let prefix = format!("{label}\t");
-    let line = outcome
-        .logs
-        .iter()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no log line {label}: {outcome:?}"));
-    serde_json::from_str(line).unwrap()
-}
-
 fn value(outcome: &RunOutcome, label: &str) -> Json {
     let shown = shown(outcome, label);
     assert!(shown.get("e").is_none(), "{label}: {shown}");
     shown["r"].clone()
-}
-
-fn error(outcome: &RunOutcome, label: &str) -> String {
-    let shown = shown(outcome, label);
-    assert!(shown.get("r").is_none(), "{label}: {shown}");
-    shown["e"].as_str().unwrap().to_string()
 }
 
 fn outside_message(tree: &Tree, given: &Path, leads: Option<&Path>) -> String {
@@ -397,7 +361,7 @@ fn escapes_are_refused() {
         ),
     ];
     for (label, expected) in table {
-        assert_eq!(error(&outcome, label), expected, "{label}");
+        assert_eq!(error_of(&outcome, label), expected, "{label}");
     }
     // Nothing outside changed.
     let mut names: Vec<String> = std::fs::read_dir(o)
@@ -605,7 +569,7 @@ fn failures_are_nil_err() {
         ),
     ];
     for (label, expected) in table {
-        assert_eq!(error(&outcome, label), expected, "{label}");
+        assert_eq!(error_of(&outcome, label), expected, "{label}");
     }
     assert_eq!(std::fs::read_to_string(r.join("a.txt")).unwrap(), "alpha");
     assert!(r.join("full/c.txt").exists());
@@ -629,7 +593,7 @@ fn denied_without_the_capability() {
         "list", "read", "write", "append", "move", "copy", "remove", "rename", "exists", "stat",
     ] {
         assert_eq!(
-            error(&outcome, name),
+            error_of(&outcome, name),
             format!(
                 "core.files.{name} is not allowed for job x: add `allow: [files]` to its entry in jobs.yaml"
             )

@@ -3,21 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use common::runner::{allowing, job_source, request, runner, write_job};
 use jobtop::config::Capability;
 use jobtop::job::RunResult;
-use jobtop::runtime::{
-    JobGrants, JobRunner, LocalZone, RunControl, RunOutcome, RunRequest, ScriptCache,
-};
+use jobtop::runtime::{LocalZone, RunControl, RunOutcome, RunRequest};
 
 /// A small HTTP/1.1 server on 127.0.0.1 answering canned paths, one thread per connection.
 struct Server {
@@ -164,8 +162,8 @@ fn closed_port() -> u16 {
 
 /// A job file whose `run` is `body` (with `BASE` replaced by the server's URL) and then returns
 /// `job.OK`. `show(label, result, err)` logs a response or a failure.
-fn job_source(base: &str, body: &str) -> String {
-    format!(
+fn net_job(base: &str, body: &str) -> String {
+    let head = format!(
         r#"local job = core.job()
 local BASE = "{base}"
 local function show(label, r, err)
@@ -175,13 +173,9 @@ local function show(label, r, err)
     core.log(label, r.status, r.body)
   end
 end
-function job.run()
-{body}
-  return job.OK
-end
-return job
 "#
-    )
+    );
+    job_source(&head, body)
 }
 
 struct Run {
@@ -200,32 +194,17 @@ impl Default for Run {
     }
 }
 
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
 fn run_with(server: &Server, body: &str, run: Run) -> RunOutcome {
     let dir = tempfile::tempdir().unwrap();
-    let file: PathBuf = dir.path().join("net.lua");
-    std::fs::write(&file, job_source(&server.base, body)).unwrap();
+    let file = write_job(dir.path(), "net.lua", &net_job(&server.base, body));
     let request = RunRequest {
-        file,
-        display_name: "jobs/net.lua".into(),
-        scheduled: at("2023-10-12T01:02:03Z"),
         zone: LocalZone::Named(chrono_tz::UTC),
         timeout: run.timeout,
         memory: 64 << 20,
         control: run.control,
-        log_sink: None,
-        grants: Arc::new(JobGrants {
-            job: "net".into(),
-            allow: run.allow,
-            ..Default::default()
-        }),
+        ..request(file, "jobs/net.lua", allowing("net", run.allow))
     };
-    JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&request)
+    runner().run(&request)
 }
 
 /// Runs `body` with network allowed and a 5 s timeout; the run must end `ok`.

@@ -2,15 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use common::runner::{at, runner};
 use jobtop::job::RunResult;
-use jobtop::runtime::{
-    JobGrants, JobRunner, LocalZone, RunControl, RunOutcome, RunRequest, ScriptCache,
-};
+use jobtop::runtime::{JobGrants, JobRunner, LocalZone, RunOutcome, RunRequest, ScriptCache};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -18,28 +18,9 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A run of `tests/fixtures/NAME`, called `jobs/NAME`.
 fn request(name: &str) -> RunRequest {
-    RunRequest {
-        file: fixture(name),
-        display_name: format!("jobs/{name}"),
-        scheduled: at("2023-10-12T01:02:03Z"),
-        zone: LocalZone::Named(chrono_tz::Europe::Berlin),
-        timeout: Duration::from_secs(5),
-        memory: 16 << 20,
-        control: RunControl::new(),
-        log_sink: None,
-        grants: Arc::new(JobGrants::default()),
-    }
-}
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-fn runner() -> JobRunner {
-    JobRunner::new(Arc::new(ScriptCache::new()), vec![])
+    common::runner::request(fixture(name), format!("jobs/{name}"), JobGrants::default())
 }
 
 fn run(name: &str) -> RunOutcome {

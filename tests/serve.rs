@@ -6,16 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::process::{
+    Cli, EXIT_JOB, Sandbox, Serve, current_user, has_line_column, poll_every, runs, text,
+};
 use serde_json::Value;
-use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------------
 // Job files. Line numbers matter: `fail.lua` raises on line 3.
@@ -31,14 +33,6 @@ return job
 const FAIL_JOB: &str = "local job = core.job()
 function job.run()
   error(\"disk is full\")
-end
-return job
-";
-
-const EXIT_JOB: &str = "local job = core.job()
-function job.run()
-  core.log(\"stopping\")
-  return job.EXIT
 end
 return job
 ";
@@ -76,133 +70,23 @@ return job
 // ---------------------------------------------------------------------------------------------
 // The sandbox: one temporary directory per test.
 
-struct Sandbox {
-    dir: TempDir,
-}
+/// The CLI runs with `--config <dir>/jobs.yaml` and a `USER` of its own; a command that takes
+/// over 20 s fails the test.
+const CLI: Cli = Cli {
+    user: Some("e2e-tester"),
+    ..Cli::new(Duration::from_secs(20))
+};
 
 impl Sandbox {
     /// A directory with `jobs.yaml` = `yaml` and the given job files under `jobs/`.
     fn new(yaml: &str, jobs: &[(&str, &str)]) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("jobs")).unwrap();
-        let sandbox = Sandbox { dir };
-        sandbox.write_config(yaml);
-        for (name, body) in jobs {
-            fs::write(sandbox.dir.path().join("jobs").join(name), body).unwrap();
-        }
-        sandbox
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn config(&self) -> PathBuf {
-        self.path().join("jobs.yaml")
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.path().join(".jobtop")
-    }
-
-    fn write_config(&self, yaml: &str) {
-        // Write and rename, so a reload never reads a half-written file.
-        let tmp = self.path().join("jobs.yaml.tmp");
-        fs::write(&tmp, yaml).unwrap();
-        fs::rename(&tmp, self.config()).unwrap();
-    }
-
-    /// Runs `jobtop ARGS --config <dir>/jobs.yaml` to completion (with a deadline).
-    fn jobtop(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jobtop"))
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.path())
-            .env("USER", "e2e-tester")
-            .env_remove("JOBTOP_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // `jobtop` commands other than serve finish at once; a hang is a failure, not a
-        // stuck test run.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "jobtop {args:?} did not finish within 20 s\nstdout: {}\nstderr: {}",
-                    text(&out.stdout),
-                    text(&out.stderr)
-                );
-            }
-            sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// `list --json`, as an array of job objects.
-    fn list(&self) -> Vec<Value> {
-        let out = self.jobtop(&["list", "--json"]);
-        assert_eq!(out.status.code(), Some(0), "list: {}", text(&out.stderr));
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("list --json is not JSON ({e}): {}", text(&out.stdout)));
-        v.as_array().expect("list --json is an array").clone()
-    }
-
-    /// One job's `list --json` object.
-    fn job(&self, name: &str) -> Value {
-        let jobs = self.list();
-        jobs.iter()
-            .find(|j| j["name"] == name)
-            .unwrap_or_else(|| panic!("no job {name} in list --json: {jobs:?}"))
-            .clone()
-    }
-
-    /// `history NAME --json`.
-    fn history(&self, name: &str) -> Vec<Value> {
-        let out = self.jobtop(&["history", name, "--json", "--limit", "1000"]);
-        assert_eq!(out.status.code(), Some(0), "history: {}", text(&out.stderr));
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("history --json is not JSON ({e}): {}", text(&out.stdout)));
-        v.as_array().expect("history --json is an array").clone()
+        Sandbox::with_cli(CLI, yaml, jobs)
     }
 
     /// Starts `jobtop serve`, its stderr going to a file in the sandbox; returns once it has
     /// logged that it started (so its signal handlers are in place).
     fn serve(&self) -> Serve {
-        let serial = fs::read_dir(self.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("serve-")
-            })
-            .count();
-        let stderr_path = self.path().join(format!("serve-{serial}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_jobtop"))
-            .arg("serve")
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.path())
-            .env_remove("JOBTOP_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&stderr_path).unwrap())
-            .spawn()
-            .unwrap();
-        let mut serve = Serve {
-            child,
-            stderr_path,
-            started: Instant::now(),
-        };
+        let mut serve = Serve::spawn(self);
         let ready = poll(Duration::from_secs(10), || {
             if let Some(status) = serve.child.try_wait().unwrap() {
                 panic!(
@@ -225,11 +109,6 @@ impl Sandbox {
         serve
     }
 
-    /// The service log, `.jobtop/jobtop.log`.
-    fn service_log(&self) -> String {
-        fs::read_to_string(self.state_dir().join("jobtop.log")).unwrap_or_default()
-    }
-
     /// A read-write connection to the state database (no service must be running).
     fn database(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(self.state_dir().join("state.db")).unwrap()
@@ -249,46 +128,11 @@ impl Sandbox {
         })
         .unwrap_or(0)
     }
-
-    /// Polls `list --json` until `name` satisfies `cond`; returns that object.
-    fn wait_job(&self, name: &str, within: Duration, cond: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        let found = poll(within, || {
-            last = self.job(name);
-            cond(&last).then(|| last.clone())
-        });
-        found.unwrap_or_else(|| {
-            panic!("{name} did not reach the condition within {within:?}; last seen: {last:#}")
-        })
-    }
 }
 
-/// A running `jobtop serve`; killed (SIGKILL) if a test ends while it still runs.
-struct Serve {
-    child: Child,
-    stderr_path: PathBuf,
-    started: Instant,
-}
-
+// A running `jobtop serve` (see `common::process::Serve`): killed (SIGKILL) if a test ends
+// while it still runs.
 impl Serve {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// Sends a signal (`TERM`, `HUP`, `KILL`, ...) with the `kill` command.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} {} failed", self.pid());
-    }
-
     /// Waits for the process to exit; returns its status and how long the wait took.
     fn wait_exit(&mut self, within: Duration) -> (ExitStatus, Duration) {
         let asked = Instant::now();
@@ -320,40 +164,12 @@ impl Serve {
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// Calls `f` every 100 ms until it returns `Some`, or `within` has passed.
-fn poll<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        sleep(Duration::from_millis(100));
-    }
-}
-
-fn runs(job: &Value) -> u64 {
-    job["runs"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("runs is not a number: {job}"))
+fn poll<T>(within: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_every(Duration::from_millis(100), within, f)
 }
 
 /// Parses an RFC 3339 time, failing the test when it is not one.
@@ -375,21 +191,6 @@ fn rfc3339_millis(v: &Value, what: &str) -> DateTime<Utc> {
     });
     assert!(fraction >= 3, "{what} = {s:?} has no millisecond precision");
     t
-}
-
-/// Whether `text` holds `file:LINE:COLUMN` with numbers.
-fn has_line_column(text: &str, file: &str) -> bool {
-    text.match_indices(&format!("{file}:")).any(|(at, m)| {
-        let rest = &text[at + m.len()..];
-        let mut parts = rest.splitn(3, ':');
-        let line = parts.next().unwrap_or("");
-        let column = parts.next().unwrap_or("");
-        parts.next().is_some()
-            && !line.is_empty()
-            && line.chars().all(|c| c.is_ascii_digit())
-            && !column.is_empty()
-            && column.chars().all(|c| c.is_ascii_digit())
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -835,8 +636,7 @@ fn offline_actions_act_on_the_database() {
     let good = sandbox.job("good");
     assert_eq!(good["status"], "deactivated", "{good:#}");
     // The Unix user of the process, not `$USER`, which anyone can set.
-    let me = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-    assert_eq!(good["deactivated_by"], me.trim(), "{good:#}");
+    assert_eq!(good["deactivated_by"], current_user(), "{good:#}");
 
     // activate: waiting again.
     let out = sandbox.jobtop(&["activate", "good"]);

@@ -9,17 +9,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs::{self, File};
+mod common;
+
+use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::process::{
+    Cli, EXIT_JOB, Sandbox, Serve, current_user, find_job, has_line_column, poll_every, runs,
+    signal, text,
+};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -30,14 +36,6 @@ const OK_JOB: &str = "local job = core.job()
 function job.run()
   core.log(\"tick\")
   return job.OK
-end
-return job
-";
-
-const EXIT_JOB: &str = "local job = core.job()
-function job.run()
-  core.log(\"stopping\")
-  return job.EXIT
 end
 return job
 ";
@@ -60,102 +58,22 @@ const CLI_DEADLINE: Duration = Duration::from_secs(15);
 // ---------------------------------------------------------------------------------------------
 // The sandbox: one temporary directory per test.
 
-struct Sandbox {
-    dir: TempDir,
-}
+/// The CLI runs with `--config <dir>/jobs.yaml`. `USER` is set to a name nobody has: through
+/// the socket, the service must name the peer from its credentials, never from the client's
+/// environment.
+const CLI: Cli = Cli {
+    user: Some("not-the-peer"),
+    poll_every: POLL_EVERY,
+    ..Cli::new(CLI_DEADLINE)
+};
+
+/// How often conditions are polled.
+const POLL_EVERY: Duration = Duration::from_millis(50);
 
 impl Sandbox {
     /// A directory with `jobs.yaml` = `yaml` and the given job files under `jobs/`.
     fn new(yaml: &str, jobs: &[(&str, &str)]) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir(dir.path().join("jobs")).unwrap();
-        let sandbox = Sandbox { dir };
-        sandbox.write_config(yaml);
-        for (name, body) in jobs {
-            fs::write(sandbox.dir.path().join("jobs").join(name), body).unwrap();
-        }
-        sandbox
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn config(&self) -> PathBuf {
-        self.path().join("jobs.yaml")
-    }
-
-    fn state_dir(&self) -> PathBuf {
-        self.path().join(".jobtop")
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.state_dir().join("jobtop.sock")
-    }
-
-    fn write_config(&self, yaml: &str) {
-        // Write and rename, so a reload never reads a half-written file.
-        let tmp = self.path().join("jobs.yaml.tmp");
-        fs::write(&tmp, yaml).unwrap();
-        fs::rename(&tmp, self.config()).unwrap();
-    }
-
-    /// `jobtop ARGS --config <dir>/jobs.yaml`, run to completion (a hang fails the test).
-    /// `USER` is set to a name nobody has: through the socket, the service must name the
-    /// peer from its credentials, never from the client's environment.
-    fn jobtop(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_jobtop"));
-        command
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.path())
-            .env("USER", "not-the-peer")
-            .env_remove("JOBTOP_LOG");
-        run(command, &format!("jobtop {args:?}"))
-    }
-
-    /// `jobtop ARGS`, asserting exit code 0; returns stdout.
-    fn jobtop_ok(&self, args: &[&str]) -> String {
-        let out = self.jobtop(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "jobtop {args:?} failed\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    /// `list --json`, as an array of job objects.
-    fn list(&self) -> Vec<Value> {
-        let stdout = self.jobtop_ok(&["list", "--json"]);
-        let v: Value = serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("list --json is not JSON ({e}): {stdout}"));
-        v.as_array().expect("list --json is an array").clone()
-    }
-
-    /// One job's `list --json` object.
-    fn job(&self, name: &str) -> Value {
-        find_job(&self.list(), name)
-    }
-
-    /// Polls `list --json` until `name` satisfies `cond`; returns that object.
-    fn wait_job(&self, name: &str, within: Duration, cond: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        let found = poll(within, || {
-            last = self.job(name);
-            cond(&last).then(|| last.clone())
-        });
-        found.unwrap_or_else(|| {
-            panic!("{name} did not reach the condition within {within:?}; last seen: {last:#}")
-        })
-    }
-
-    /// The service log, `.jobtop/jobtop.log`.
-    fn service_log(&self) -> String {
-        fs::read_to_string(self.state_dir().join("jobtop.log")).unwrap_or_default()
+        Sandbox::with_cli(CLI, yaml, jobs)
     }
 
     /// Makes the directory, its config and job files readable by every user.
@@ -166,33 +84,10 @@ impl Sandbox {
 
 /// Runs `jobtop serve` on the sandbox; returns once the socket accepts connections.
 fn serve(sandbox: &Sandbox) -> Serve {
-    let serial = fs::read_dir(sandbox.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("serve-")
-        })
-        .count();
-    let stderr_path = sandbox.path().join(format!("serve-{serial}.err"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jobtop"));
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(sandbox.config())
-        .current_dir(sandbox.path())
-        .env_remove("JOBTOP_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(&stderr_path).unwrap());
-    let child = spawn(&mut command);
-    let mut serve = Serve {
-        child,
-        stderr_path,
-        socket: sandbox.socket(),
-    };
+    let mut serve = Serve::spawn(sandbox);
+    // Dropped while it still runs (a failed test), it gets SIGTERM, then SIGKILL if it does
+    // not stop.
+    serve.term_on_drop = true;
     let socket = sandbox.socket();
     let ready = poll(Duration::from_secs(10), || {
         if let Some(status) = serve.child.try_wait().unwrap() {
@@ -212,27 +107,7 @@ fn serve(sandbox: &Sandbox) -> Serve {
     serve
 }
 
-/// A running `jobtop serve`. Dropped while it still runs (a failed test), it gets SIGTERM
-/// (with the `kill` command), then SIGKILL if it does not stop.
-struct Serve {
-    child: Child,
-    stderr_path: PathBuf,
-    socket: PathBuf,
-}
-
 impl Serve {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
     /// A new greeted connection.
     fn connect(&self) -> Conn {
         let mut conn = Conn::connect(&self.socket);
@@ -265,27 +140,6 @@ impl Serve {
         signal("KILL", self.pid());
         let gone = poll(Duration::from_secs(5), || self.child.try_wait().unwrap());
         assert!(gone.is_some(), "serve survived kill -9");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -412,103 +266,14 @@ fn one_request(socket: &Path, request: &Value) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// Calls `f` every 50 ms until it returns `Some`, or `within` has passed.
-fn poll<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        sleep(Duration::from_millis(50));
-    }
-}
-
-/// Spawns, retrying while the executable is busy (a parallel test may have just copied one).
-fn spawn(command: &mut Command) -> Child {
-    let mut tries = 0;
-    loop {
-        match command.spawn() {
-            Ok(child) => return child,
-            // ETXTBSY
-            Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
-                tries += 1;
-                sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("cannot start {command:?}: {e}"),
-        }
-    }
+fn poll<T>(within: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_every(POLL_EVERY, within, f)
 }
 
 /// Runs a command to completion with a deadline, capturing its output.
-fn run(mut command: Command, what: &str) -> Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = spawn(&mut command);
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    if let Ok(out) = rx.recv_timeout(CLI_DEADLINE) {
-        out.unwrap()
-    } else {
-        signal("KILL", pid);
-        panic!("{what} did not finish within {CLI_DEADLINE:?}");
-    }
-}
-
-/// Sends a signal with the `kill` command.
-fn signal(name: &str, pid: u32) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name} {pid} failed");
-}
-
-fn find_job(jobs: &[Value], name: &str) -> Value {
-    jobs.iter()
-        .find(|j| j["name"] == name)
-        .unwrap_or_else(|| panic!("no job {name} in {jobs:?}"))
-        .clone()
-}
-
-fn runs(job: &Value) -> u64 {
-    job["runs"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("runs is not a number: {job}"))
-}
-
-/// The name of the user the tests run as.
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    assert!(out.status.success());
-    text(&out.stdout).trim().to_string()
-}
-
-/// Whether `text` holds `file:LINE:COLUMN` with numbers.
-fn has_line_column(text: &str, file: &str) -> bool {
-    text.match_indices(&format!("{file}:")).any(|(at, m)| {
-        let rest = &text[at + m.len()..];
-        let mut parts = rest.splitn(3, ':');
-        let line = parts.next().unwrap_or("");
-        let column = parts.next().unwrap_or("");
-        parts.next().is_some()
-            && !line.is_empty()
-            && line.chars().all(|c| c.is_ascii_digit())
-            && !column.is_empty()
-            && column.chars().all(|c| c.is_ascii_digit())
-    })
+fn run(command: Command, what: &str) -> Output {
+    common::process::run(command, what, CLI_DEADLINE)
 }
 
 fn mode(path: &Path) -> u32 {

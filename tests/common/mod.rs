@@ -1,0 +1,16 @@
+//! Helpers shared by the integration tests. Each test file that needs them says `mod common;`.
+//!
+//! - [`process`]: the built `jobtop` on a temporary directory (a [`process::Sandbox`] with its
+//!   own `jobs.yaml` and job files), one-shot CLI commands run with a deadline, and
+//!   `jobtop serve` as a child process ([`process::Serve`]) that is stopped when dropped.
+//! - [`runner`]: one job file run through `JobRunner`, with a `RunRequest` the tests adjust.
+//!
+//! A test file adds what only it needs to these types in its own `impl Sandbox { … }` or
+//! `impl Serve { … }` (how it decides that a service is ready, how it stops one, …).
+
+// Not every test binary uses every helper.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod process;
+pub mod runner;
