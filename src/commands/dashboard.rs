@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::exit;
-use super::serve::{prepare, shutdown, start_with_socket};
+use super::serve::{prepare_loaded, shutdown, start_with_socket};
 use crate::socket::{self, client};
 use crate::tui::{self, DashboardOptions};
 
@@ -29,7 +29,12 @@ pub fn run(file: &Path, options: Options) -> u8 {
             return exit::FAILED;
         }
     };
-    let socket_path = socket::path_for_config(file);
+    // Loaded once: it names the socket to try, and is what an in-process scheduler runs.
+    let loaded = crate::config::load(file);
+    let socket_path = match &loaded {
+        Ok(config) => socket::path(&config.service.state_dir),
+        Err(_) => socket::path_for_config(file),
+    };
     let attached = runtime.block_on(client::attach(&socket_path));
     match attached {
         Ok((commands, info)) => {
@@ -48,9 +53,13 @@ pub fn run(file: &Path, options: Options) -> u8 {
                 }
             }
         }
-        Err(client::ConnectError::NotRunning(_)) if !options.attach_only => {
-            run_in_process(&runtime, file, options)
-        }
+        Err(client::ConnectError::NotRunning(_)) if !options.attach_only => match loaded {
+            Ok(config) => run_in_process(&runtime, config, file, options),
+            Err(e) => {
+                eprintln!("jobtop: {e}");
+                exit::USAGE
+            }
+        },
         Err(e) => {
             eprintln!("jobtop: {e}");
             exit::FAILED
@@ -58,8 +67,13 @@ pub fn run(file: &Path, options: Options) -> u8 {
     }
 }
 
-fn run_in_process(runtime: &tokio::runtime::Runtime, file: &Path, options: Options) -> u8 {
-    let (service, store) = match prepare(file, "dashboard", false) {
+fn run_in_process(
+    runtime: &tokio::runtime::Runtime,
+    config: crate::config::Config,
+    file: &Path,
+    options: Options,
+) -> u8 {
+    let (service, store) = match prepare_loaded(config, "dashboard", false) {
         Ok(prepared) => prepared,
         Err((message, code)) => {
             eprintln!("jobtop: {message}");

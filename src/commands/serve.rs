@@ -36,6 +36,15 @@ pub fn prepare(
         };
         (e.to_string(), code)
     })?;
+    prepare_loaded(config, role, stderr_log)
+}
+
+/// [`prepare`] for a configuration already loaded.
+pub fn prepare_loaded(
+    config: Config,
+    role: &str,
+    stderr_log: bool,
+) -> Result<(Service, Store), (String, u8)> {
     let lock = state_dir::lock(&config.service.state_dir, role)
         .map_err(|e| (e.to_string(), exit::FAILED))?;
     let log_guard = crate::logging::init(&config.service.state_dir, stderr_log);

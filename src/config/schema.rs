@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::paths;
 use super::values::{Checker, Fields};
-use super::yaml::{Node, Pos, Value, entry_text};
+use super::yaml::{Node, Pos, Source, Value, entry_text};
 use super::{Capability, JobSpec, Problem, ServiceConfig};
 
 const TOP_KEYS: &[&str] = &["service", "jobs"];
@@ -42,6 +42,7 @@ pub(super) fn validate(
     base_dir: &Path,
 ) -> Result<(ServiceConfig, Vec<JobSpec>), Vec<Problem>> {
     let mut check = Checker::default();
+    let source = Source::new(text);
     let Some(root) = root else {
         check.report(
             Pos::START,
@@ -71,8 +72,12 @@ pub(super) fn validate(
         Some(node) => {
             let items = check.list(node, "jobs at the top level", "a list of jobs");
             let mut names = HashMap::new();
+            let context = JobsContext {
+                service: &service,
+                real_root: service.jobs_dir.canonicalize().ok(),
+            };
             for (index, item) in items.iter().enumerate() {
-                if let Some(job) = job(&mut check, index, item, text, &service, &mut names) {
+                if let Some(job) = job(&mut check, index, item, source, &context, &mut names) {
                     jobs.push(job);
                 }
             }
@@ -178,15 +183,36 @@ fn service(check: &mut Checker, node: Option<&Node>, base_dir: &Path) -> Service
     service
 }
 
+/// What every job entry is checked against, worked out once for the whole file.
+struct JobsContext<'a> {
+    /// The service settings (defaults, `jobs_dir`).
+    service: &'a ServiceConfig,
+    /// `jobs_dir` canonicalized, when it exists.
+    real_root: Option<PathBuf>,
+}
+
+/// Reports a job path that is empty, absolute, or leads out of `jobs_dir`.
+fn check_path(check: &mut Checker, jobs: &JobsContext<'_>, node: &Node, path: &str, ctx: &str) {
+    let jobs_dir = &jobs.service.jobs_dir;
+    if let Err(problem) = paths::check_in(jobs_dir, jobs.real_root.as_deref(), path) {
+        let (what, expected) = problem.explain(jobs_dir);
+        check.report(
+            node.pos,
+            format!("path {path:?} {ctx} {what}: expected {expected}"),
+        );
+    }
+}
+
 /// One entry of `jobs:`; `None` when it has problems (all of them reported).
 fn job(
     check: &mut Checker,
     index: usize,
     node: &Node,
-    text: &str,
-    service: &ServiceConfig,
+    source: Source<'_>,
+    jobs: &JobsContext<'_>,
     names: &mut HashMap<String, usize>,
 ) -> Option<JobSpec> {
+    let service = jobs.service;
     let before = check.problems.len();
     let Value::Map(entries) = &*node.value else {
         check.report(
@@ -234,14 +260,8 @@ fn job(
     let path = check
         .required(&f, node, "path", &ctx, EXPECT_PATH)
         .and_then(|n| Some((n, check.text(n, &format!("path {ctx}"), EXPECT_PATH)?)));
-    if let Some((path_node, path)) = &path
-        && let Err(problem) = paths::check(&service.jobs_dir, path)
-    {
-        let (what, expected) = problem.explain(&service.jobs_dir);
-        check.report(
-            path_node.pos,
-            format!("path {path:?} {ctx} {what}: expected {expected}"),
-        );
+    if let Some((path_node, path)) = &path {
+        check_path(check, jobs, path_node, path, &ctx);
     }
 
     let interval = check
@@ -290,7 +310,7 @@ fn job(
         files,
         env,
         line: node.pos.line,
-        entry_yaml: entry_text(text, node),
+        entry_yaml: entry_text(source, node),
     })
 }
 

@@ -317,14 +317,34 @@ fn is_float(text: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-/// The text of `start..end` (character indices) of `text`.
-fn slice(text: &str, start: usize, end: usize) -> &str {
+/// The source text with what is known about it once, so per-job slicing stays cheap.
+#[derive(Clone, Copy)]
+pub(super) struct Source<'a> {
+    /// The whole file.
+    pub text: &'a str,
+    /// Whether it is all ASCII: then character indices are byte offsets.
+    pub ascii: bool,
+}
+
+impl<'a> Source<'a> {
+    /// Looks at `text` once.
+    pub fn new(text: &'a str) -> Source<'a> {
+        Source {
+            text,
+            ascii: text.is_ascii(),
+        }
+    }
+}
+
+/// The text of `start..end` (character indices) of the source.
+fn slice(source: Source<'_>, start: usize, end: usize) -> &str {
+    let text = source.text;
     let byte = |index: usize| {
         text.char_indices()
             .nth(index)
             .map_or(text.len(), |(offset, _)| offset)
     };
-    if text.is_ascii() {
+    if source.ascii {
         let end = end.min(text.len());
         return &text[start.min(end)..end];
     }
@@ -334,8 +354,8 @@ fn slice(text: &str, start: usize, end: usize) -> &str {
 
 /// The entry's own text, with the indentation of its block removed from every line after
 /// the first (the first starts at the entry, after its `- `).
-pub(super) fn entry_text(text: &str, node: &Node) -> String {
-    let raw = slice(text, node.start, node.end);
+pub(super) fn entry_text(source: Source<'_>, node: &Node) -> String {
+    let raw = slice(source, node.start, node.end);
     let indent = node.pos.column - 1;
     let mut lines = raw.lines();
     let mut out = lines.next().unwrap_or_default().to_string();
@@ -387,8 +407,9 @@ mod tests {
             panic!()
         };
         assert_eq!(items[0].pos, Pos { line: 2, column: 5 });
-        assert_eq!(slice(text, items[0].start, items[0].end), "{x: 1}");
-        assert_eq!(slice(text, items[1].start, items[1].end), "é: [1, 2]");
+        let source = Source::new(text);
+        assert_eq!(slice(source, items[0].start, items[0].end), "{x: 1}");
+        assert_eq!(slice(source, items[1].start, items[1].end), "é: [1, 2]");
     }
 
     #[test]

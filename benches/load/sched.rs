@@ -1,0 +1,477 @@
+//! Scenarios on the real scheduler, in this process: generated jobs, a real state database in a
+//! temporary directory, the real worker pool. Each prints its figures and hands them to the
+//! parent with `measure::result`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use jobtop::control::{Command, JobEvent, Snapshot, Subscription};
+use jobtop::scheduler::{self, SchedulerHandle, SchedulerOptions, database_path};
+use jobtop::store::Store;
+use jobtop::tui::app::{App, Message};
+use jobtop::tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::measure::{self, JobGroup, Percentiles, ok_jobs, result};
+
+/// How long each step of a start took.
+pub struct Startup {
+    /// `config::load`.
+    pub load: Duration,
+    /// `Store::open`.
+    pub open: Duration,
+    /// `scheduler::start`.
+    pub start: Duration,
+    /// The first snapshot (`Command::Subscribe` answered).
+    pub snapshot: Duration,
+}
+
+/// Loads `file`, opens its state database, starts the scheduler and subscribes.
+pub async fn start(file: &Path) -> (SchedulerHandle, Subscription, Startup) {
+    let clock = Instant::now();
+    let config = jobtop::config::load(file).expect("a valid generated jobs.yaml");
+    let load = clock.elapsed();
+    let store = Store::open(&database_path(&config.service.state_dir)).expect("open state.db");
+    let open = clock.elapsed();
+    let handle = scheduler::start(config, store, SchedulerOptions::default()).expect("start");
+    let start = clock.elapsed();
+    let subscription = subscribe(&handle).await;
+    let snapshot = clock.elapsed();
+    (
+        handle,
+        subscription,
+        Startup {
+            load,
+            open,
+            start,
+            snapshot,
+        },
+    )
+}
+
+async fn subscribe(handle: &SchedulerHandle) -> Subscription {
+    let (reply, answer) = oneshot::channel();
+    handle
+        .commands
+        .send(Command::Subscribe { reply })
+        .await
+        .expect("scheduler running");
+    answer.await.expect("subscription")
+}
+
+async fn shutdown(handle: SchedulerHandle) {
+    let (reply, done) = oneshot::channel();
+    let _ = handle.commands.send(Command::Shutdown { reply }).await;
+    let _ = done.await;
+    let _ = handle.task.await;
+}
+
+/// One scheduled run seen in a `Finished` event.
+struct Run {
+    scheduled: DateTime<Utc>,
+    lateness_ms: f64,
+}
+
+/// What the event collector saw.
+#[derive(Default)]
+struct Collected {
+    runs: Vec<Run>,
+    lagged: u64,
+}
+
+/// Collects scheduled runs of jobs whose name starts with `prefix` until `stop` fires.
+fn collect(
+    mut events: broadcast::Receiver<JobEvent>,
+    prefix: &'static str,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<Collected>) {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut collected = Collected::default();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                event = events.recv() => match event {
+                    Ok(JobEvent::Finished { name, run }) => {
+                        if run.trigger == "schedule" && name.starts_with(prefix) {
+                            let late = run.started - run.scheduled;
+                            #[allow(clippy::cast_precision_loss)]
+                            let lateness_ms = late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e3;
+                            collected.runs.push(Run { scheduled: run.scheduled, lateness_ms });
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => collected.lagged += n,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+            }
+        }
+        collected
+    });
+    (stop, task)
+}
+
+fn lateness_of(runs: &[Run], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<f64> {
+    runs.iter()
+        .filter(|r| r.scheduled >= from && r.scheduled < to)
+        .map(|r| r.lateness_ms)
+        .collect()
+}
+
+/// Skips so far of the jobs whose name starts with `prefix`.
+fn skips_of(snapshot: &Snapshot, prefix: &str) -> u64 {
+    snapshot
+        .jobs
+        .iter()
+        .filter(|j| j.name.starts_with(prefix))
+        .map(|j| j.skips)
+        .sum()
+}
+
+fn total_runs(snapshot: &Snapshot) -> (u64, u64) {
+    snapshot
+        .jobs
+        .iter()
+        .fold((0, 0), |(runs, skips), j| (runs + j.runs, skips + j.skips))
+}
+
+fn report_startup(startup: &Startup, key: &str) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "  start to first snapshot: {:.1} ms (config::load {:.1} ms, Store::open {:.1} ms, scheduler::start {:.1} ms)",
+        ms(startup.snapshot),
+        ms(startup.load),
+        ms(startup.open - startup.load),
+        ms(startup.start - startup.open),
+    );
+    result(&format!("{key}_snapshot_ms"), ms(startup.snapshot));
+    result(&format!("{key}_load_ms"), ms(startup.load));
+}
+
+fn report_cpu(cpu: Duration, wall: Duration, runs: u64, key: &str) {
+    let percent = cpu.as_secs_f64() / wall.as_secs_f64() * 100.0;
+    #[allow(clippy::cast_precision_loss)]
+    let per_run_us = if runs == 0 {
+        0.0
+    } else {
+        cpu.as_secs_f64() * 1e6 / runs as f64
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let runs_per_sec = runs as f64 / wall.as_secs_f64();
+    println!(
+        "{runs} runs in {:.1} s = {runs_per_sec:.0} runs/s; CPU {:.2} s = {percent:.2} % of one core, {per_run_us:.2} us per run",
+        wall.as_secs_f64(),
+        cpu.as_secs_f64()
+    );
+    result(&format!("{key}_runs_per_s"), runs_per_sec);
+    result(&format!("{key}_cpu_percent"), percent);
+    result(&format!("{key}_cpu_per_run_us"), per_run_us);
+}
+
+fn report_memory(rss_before: f64, key: &str) {
+    let (rss, peak) = (measure::rss_mib(), measure::peak_rss_mib());
+    println!(
+        "  resident memory {rss:.1} MiB now, {peak:.1} MiB peak ({rss_before:.1} MiB before the scheduler started)"
+    );
+    result(&format!("{key}_rss_mib"), rss);
+    result(&format!("{key}_peak_rss_mib"), peak);
+    result(&format!("{key}_rss_before_mib"), rss_before);
+}
+
+fn temp_config(groups: &[JobGroup<'_>]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = measure::write_config(dir.path(), groups);
+    (dir, file)
+}
+
+/// `jobs` trivial jobs every `interval` for `secs`: start lateness of every run, runs/s,
+/// CPU and memory. `loopers` jobs that loop until their 1 s timeout are added when asked.
+pub async fn lateness(key: &str, jobs: usize, interval: &str, secs: u64, loopers: usize) {
+    let mut groups = vec![ok_jobs("job", jobs, interval)];
+    // Added after the trivial jobs, so each of their due times comes just after theirs.
+    if loopers > 0 {
+        groups.push(JobGroup {
+            prefix: "loop",
+            count: loopers,
+            file: "loop.lua",
+            interval: "1s",
+            timeout: Some("1s"),
+        });
+    }
+    let (_dir, file) = temp_config(&groups);
+    println!(
+        "{key}: {jobs} trivial jobs every {interval}{} for {secs} s, history recorded",
+        if loopers > 0 {
+            format!(", with {loopers} jobs looping until their 1 s timeout")
+        } else {
+            String::new()
+        }
+    );
+    let rss_before = measure::rss_mib();
+    let (handle, subscription, startup) = start(&file).await;
+    let (stop, collector) = collect(subscription.events, "job-");
+    let subscription_snapshot = subscription.snapshot;
+    let (runs_before, _) = total_runs(&subscription_snapshot);
+    let (from, cpu0, clock) = (Utc::now(), measure::cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (to, cpu, wall) = (Utc::now(), measure::cpu_time() - cpu0, clock.elapsed());
+    // Runs due in the last second may not have started yet: leave them out.
+    let to = to - chrono::Duration::seconds(1);
+    let final_snapshot = subscribe(&handle).await.snapshot;
+    let _ = stop.send(());
+    let collected = collector.await.expect("collector");
+    let (runs_after, skips) = total_runs(&final_snapshot);
+    let mut late = lateness_of(&collected.runs, from, to);
+    // A due time skipped because the job's previous run had not even started is a run that
+    // never started: it counts as infinitely late.
+    let never = skips_of(&final_snapshot, "job-") - skips_of(&subscription_snapshot, "job-");
+    if never > 0 {
+        println!(
+            "  {never} due runs of the trivial jobs never started (their previous run was still queued): counted as infinitely late"
+        );
+        late.extend(std::iter::repeat_n(
+            f64::INFINITY,
+            usize::try_from(never).unwrap_or(0),
+        ));
+    }
+    #[allow(clippy::cast_precision_loss)]
+    result(&format!("{key}_never_started"), never as f64);
+    Percentiles::of(&mut late).report("start lateness", key);
+    if collected.lagged > 0 {
+        println!(
+            "  (the collector lagged and missed {} events)",
+            collected.lagged
+        );
+    }
+    print!("  ");
+    report_cpu(cpu, wall, runs_after - runs_before, key);
+    println!("  skipped due times (previous run still going): {skips}");
+    #[allow(clippy::cast_precision_loss)]
+    result(&format!("{key}_skips"), skips as f64);
+    report_memory(rss_before, key);
+    report_startup(&startup, key);
+    shutdown(handle).await;
+}
+
+/// Sustained throughput: `jobs` trivial jobs every `interval`, more than the workers can do,
+/// for `secs`; no subscriber. Two rates: runs started per second during the window (what the
+/// scheduler and workers sustain), and runs *recorded* per second, from the start to the end
+/// of the shutdown that writes the last queued run to the history; CPU per run is over the
+/// same span, so it includes writing the history.
+pub async fn throughput(key: &str, jobs: usize, interval: &str, secs: u64) {
+    let (_dir, file) = temp_config(&[ok_jobs("job", jobs, interval)]);
+    println!(
+        "{key}: {jobs} trivial jobs every {interval} (more than the workers can run), {secs} s, history recorded"
+    );
+    let (cpu_start, start_clock) = (measure::cpu_time(), Instant::now());
+    let (handle, subscription, _) = start(&file).await;
+    drop(subscription.events);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (runs0, _) = total_runs(&subscribe(&handle).await.snapshot);
+    let clock = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (runs1, _) = total_runs(&subscribe(&handle).await.snapshot);
+    let window = clock.elapsed();
+    let (rss, peak_before_flush) = (measure::rss_mib(), measure::peak_rss_mib());
+    let flush_clock = Instant::now();
+    shutdown(handle).await;
+    let flush = flush_clock.elapsed();
+    let (cpu, wall) = (measure::cpu_time() - cpu_start, start_clock.elapsed());
+    #[allow(clippy::cast_precision_loss)]
+    let started_per_sec = (runs1 - runs0) as f64 / window.as_secs_f64();
+    println!(
+        "  runs started: {} in {:.1} s = {started_per_sec:.0} runs/s",
+        runs1 - runs0,
+        window.as_secs_f64()
+    );
+    println!(
+        "  the shutdown then wrote the queued history in {:.0} ms (resident memory before it: {rss:.1} MiB, peak {peak_before_flush:.1} MiB)",
+        flush.as_secs_f64() * 1e3
+    );
+    result(&format!("{key}_started_per_s"), started_per_sec);
+    result(&format!("{key}_flush_ms"), flush.as_secs_f64() * 1e3);
+    result(&format!("{key}_rss_mib"), rss);
+    print!("  recorded, start to last run written: ");
+    report_cpu(cpu, wall, runs1, key);
+}
+
+/// CPU while idle with the dashboard open: `jobs` jobs every 60 s for `secs`, and a
+/// dashboard in this process (the real `App` and `render::draw` on a test terminal, redrawn
+/// on events at most 4 times a second and on every clock second, as `tui::run` does).
+pub async fn idle(key: &str, jobs: usize, secs: u64) {
+    let (_dir, file) = temp_config(&[ok_jobs("job", jobs, "60s")]);
+    println!(
+        "{key}: {jobs} jobs every 60 s for {secs} s, dashboard (App + draw, 200x50) in-process"
+    );
+    let (handle, subscription, _) = start(&file).await;
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let dashboard = tokio::spawn(async move {
+        let mut events = subscription.events;
+        let mut app = App::new(
+            subscription.snapshot,
+            None,
+            Theme::new(true),
+            (200, 50),
+            Utc::now(),
+        );
+        let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("terminal");
+        let mut frames = 0u64;
+        let mut dirty = true;
+        let mut last_draw = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            if dirty && last_draw.elapsed() >= Duration::from_millis(250) {
+                app.refresh();
+                terminal
+                    .draw(|frame| jobtop::tui::render::draw(frame, &app))
+                    .expect("draw");
+                frames += 1;
+                (dirty, last_draw) = (false, tokio::time::Instant::now());
+            }
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = tick.tick() => {
+                    app.update(Message::Tick(Utc::now()));
+                    dirty = true;
+                    last_draw = tokio::time::Instant::now() - Duration::from_secs(1);
+                }
+                event = events.recv() => {
+                    if let Ok(event) = event {
+                        app.update(event);
+                        dirty = true;
+                    }
+                }
+                () = tokio::time::sleep_until(last_draw + Duration::from_millis(250)), if dirty => {}
+            }
+        }
+        frames
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (runs0, _) = total_runs(&subscribe(&handle).await.snapshot);
+    let (cpu0, clock) = (measure::cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (cpu, wall) = (measure::cpu_time() - cpu0, clock.elapsed());
+    let (runs1, _) = total_runs(&subscribe(&handle).await.snapshot);
+    let _ = stop.send(());
+    let frames = dashboard.await.expect("dashboard");
+    print!("  {frames} frames drawn; ");
+    report_cpu(cpu, wall, runs1 - runs0, key);
+    shutdown(handle).await;
+}
+
+/// Reload of a `jobs`-job `jobs.yaml` while they run every `interval`: the time from
+/// `Command::Reload` to its reply, and whether any due run was missed around it.
+pub async fn reload(key: &str, jobs: usize, interval: &str, secs_each_side: u64) {
+    let (dir, file) = temp_config(&[ok_jobs("job", jobs, interval)]);
+    let period = jobtop::units::parse_duration(interval).expect("interval");
+    println!(
+        "{key}: {jobs} jobs every {interval}; reload (one job added) after {secs_each_side} s, then {secs_each_side} s more"
+    );
+    let (handle, subscription, _) = start(&file).await;
+    let (stop, collector) = collect(subscription.events, "job-");
+    let from = Utc::now();
+    tokio::time::sleep(Duration::from_secs(secs_each_side)).await;
+    std::fs::write(
+        &file,
+        measure::jobs_yaml(&[
+            ok_jobs("job", jobs, interval),
+            ok_jobs("added", 1, interval),
+        ]),
+    )
+    .expect("rewrite jobs.yaml");
+    let (reply, answer) = oneshot::channel();
+    let (asked, clock) = (Utc::now(), Instant::now());
+    handle
+        .commands
+        .send(Command::Reload { by: None, reply })
+        .await
+        .expect("scheduler running");
+    let summary = answer.await.expect("reply").expect("reload accepted");
+    let took = clock.elapsed();
+    let answered = Utc::now();
+    tokio::time::sleep(Duration::from_secs(secs_each_side)).await;
+    let to = Utc::now();
+    let (_, skips) = total_runs(&subscribe(&handle).await.snapshot);
+    let _ = stop.send(());
+    let collected = collector.await.expect("collector");
+    println!(
+        "  reload answered in {:.1} ms: {} added, {} unchanged",
+        took.as_secs_f64() * 1e3,
+        summary.added.len(),
+        summary.unchanged
+    );
+    result(&format!("{key}_ms"), took.as_secs_f64() * 1e3);
+    let around = chrono::Duration::from_std(period).expect("interval");
+    let mut near = lateness_of(&collected.runs, asked - around, answered + around);
+    let near = Percentiles::of(&mut near);
+    shutdown(handle).await;
+    // A missed run shows as a gap of more than one interval between the due times a job's
+    // history holds (read after the shutdown wrote everything, so it does not depend on the
+    // event stream keeping up).
+    let store =
+        Store::open_read_only(&dir.path().join(".jobtop").join("state.db")).expect("open state.db");
+    let slack = chrono::Duration::from_std(period.mul_f64(1.5)).expect("interval");
+    let (mut missed, mut recorded) = (0usize, 0usize);
+    for i in 0..jobs {
+        let mut times: Vec<DateTime<Utc>> = store
+            .history(&format!("job-{i:05}"), 1000)
+            .expect("history")
+            .into_iter()
+            .map(|run| run.scheduled)
+            .filter(|at| *at >= from && *at < to)
+            .collect();
+        times.sort();
+        recorded += times.len();
+        missed += times.windows(2).filter(|w| w[1] - w[0] > slack).count();
+    }
+    println!(
+        "  {recorded} runs recorded between start and end; missed due runs (a gap over 1.5 intervals in a job's history): {missed}; skips: {skips}"
+    );
+    if collected.lagged > 0 {
+        println!(
+            "  (the lateness collector lagged by {} events)",
+            collected.lagged
+        );
+    }
+    near.report("start lateness within one interval of the reload", key);
+    #[allow(clippy::cast_precision_loss)]
+    result(&format!("{key}_missed"), missed as f64);
+}
+
+/// Start to first snapshot and first frame with `jobs` jobs: on a new state directory, then
+/// again on the one the first start left (10,000 job rows).
+pub async fn startup(key: &str, jobs: usize) {
+    let (dir, file) = temp_config(&[ok_jobs("job", jobs, "10s")]);
+    println!("{key}: {jobs} jobs; start to first snapshot and to the first frame (200x50)");
+    for (label, suffix) in [("new state directory", "cold"), ("existing state", "warm")] {
+        let clock = Instant::now();
+        let (handle, subscription, startup) = start(&file).await;
+        let mut app = App::new(
+            subscription.snapshot,
+            None,
+            Theme::new(true),
+            (200, 50),
+            Utc::now(),
+        );
+        let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("terminal");
+        app.refresh();
+        terminal
+            .draw(|frame| jobtop::tui::render::draw(frame, &app))
+            .expect("draw");
+        let first_frame = clock.elapsed();
+        println!(" {label}:");
+        report_startup(&startup, &format!("{key}_{suffix}"));
+        println!(
+            "  start to first frame: {:.1} ms",
+            first_frame.as_secs_f64() * 1e3
+        );
+        result(
+            &format!("{key}_{suffix}_frame_ms"),
+            first_frame.as_secs_f64() * 1e3,
+        );
+        shutdown(handle).await;
+    }
+    drop(dir);
+}
