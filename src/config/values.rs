@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::Problem;
-use super::yaml::{Node, Pos, ScalarKind, Value};
+use super::yaml::{Node, Pos, Scalar, ScalarKind, Value};
 use crate::units::{self, UnitError};
 
 /// The longest `interval` or `timeout` accepted, so that no time arithmetic can overflow.
@@ -174,8 +174,15 @@ impl Checker {
         None
     }
 
-    /// A duration greater than zero: integer seconds or a string such as `30s`.
-    pub fn duration(&mut self, node: &Node, key: &str, ctx: &str) -> Option<Duration> {
+    /// A number or text that is not negative (durations and sizes); reports what is wrong.
+    fn unsigned_scalar<'n>(
+        &mut self,
+        node: &'n Node,
+        key: &str,
+        ctx: &str,
+        expected: &str,
+        positive: &str,
+    ) -> Option<&'n Scalar> {
         let scalar = node.scalar().filter(|s| {
             matches!(
                 s.kind,
@@ -183,10 +190,9 @@ impl Checker {
             )
         });
         let Some(scalar) = scalar else {
-            self.wrong(node, &format!("{key} {ctx}"), EXPECT_DURATION);
+            self.wrong(node, &format!("{key} {ctx}"), expected);
             return None;
         };
-        let positive = "a duration greater than zero, such as 500ms, 30s, 5m, 1h or 1d";
         if scalar.text.trim_start().starts_with('-') {
             let message = format!(
                 "{key} {ctx} is negative ({}): expected {positive}",
@@ -195,6 +201,13 @@ impl Checker {
             self.report(node.pos, message);
             return None;
         }
+        Some(scalar)
+    }
+
+    /// A duration greater than zero: integer seconds or a string such as `30s`.
+    pub fn duration(&mut self, node: &Node, key: &str, ctx: &str) -> Option<Duration> {
+        let positive = "a duration greater than zero, such as 500ms, 30s, 5m, 1h or 1d";
+        let scalar = self.unsigned_scalar(node, key, ctx, EXPECT_DURATION, positive)?;
         let parsed = match scalar.kind {
             ScalarKind::Int(secs) => {
                 u64::try_from(secs).map_or(Ok(Duration::MAX), |secs| Ok(Duration::from_secs(secs)))
@@ -223,25 +236,8 @@ impl Checker {
 
     /// A size greater than zero: integer bytes or a string such as `16MiB`.
     pub fn size(&mut self, node: &Node, key: &str, ctx: &str) -> Option<u64> {
-        let scalar = node.scalar().filter(|s| {
-            matches!(
-                s.kind,
-                ScalarKind::Int(_) | ScalarKind::Float | ScalarKind::Str
-            )
-        });
-        let Some(scalar) = scalar else {
-            self.wrong(node, &format!("{key} {ctx}"), EXPECT_SIZE);
-            return None;
-        };
         let positive = "a size greater than zero, such as 512KiB, 16MiB or 1GiB";
-        if scalar.text.trim_start().starts_with('-') {
-            let message = format!(
-                "{key} {ctx} is negative ({}): expected {positive}",
-                scalar.text
-            );
-            self.report(node.pos, message);
-            return None;
-        }
+        let scalar = self.unsigned_scalar(node, key, ctx, EXPECT_SIZE, positive)?;
         let parsed = match scalar.kind {
             ScalarKind::Int(bytes) => {
                 u64::try_from(bytes).map_err(|_| UnitError::SizeTooLarge(scalar.text.clone()))
