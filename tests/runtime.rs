@@ -311,6 +311,10 @@ fn runaway_catalogue_is_stopped() {
         ("gsub_callback.lua", RunResult::Timeout),
         ("sort_comparator.lua", RunResult::Timeout),
         ("index_loop.lua", RunResult::Timeout),
+        ("log_flood.lua", RunResult::Timeout),
+        ("concat_bomb.lua", RunResult::Memory),
+        ("sleep_forever.lua", RunResult::Timeout),
+        ("nested_coroutines.lua", RunResult::Timeout),
     ];
     let mut runner = runner();
     let mut failures = Vec::new();
@@ -325,6 +329,10 @@ fn runaway_catalogue_is_stopped() {
                 "{file}: {} after {took:?} (expected {expected}): {:?}",
                 outcome.result, outcome.error
             ));
+        }
+        // A job printing without end keeps at most the bounded log plus the "dropped" line.
+        if outcome.logs.len() > jobtop::runtime::MAX_LOG_LINES + 1 {
+            failures.push(format!("{file}: kept {} log lines", outcome.logs.len()));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
