@@ -153,12 +153,17 @@ impl Sandbox {
         )
     }
 
-    /// Polls `list --json` until `name` satisfies `cond`; returns that object.
+    /// Polls `list --json` until `name` is listed and satisfies `cond`; returns that object.
+    /// (A live service lists a job added by a reload only once the reload is applied.)
     pub fn wait_job(&self, name: &str, within: Duration, cond: impl Fn(&Value) -> bool) -> Value {
         let mut last = Value::Null;
         let found = poll_every(self.cli.poll_every, within, || {
-            last = self.job(name);
-            cond(&last).then(|| last.clone())
+            last = self
+                .list()
+                .into_iter()
+                .find(|j| j["name"] == name)
+                .unwrap_or(Value::Null);
+            (!last.is_null() && cond(&last)).then(|| last.clone())
         });
         found.unwrap_or_else(|| {
             panic!("{name} did not reach the condition within {within:?}; last seen: {last:#}")
