@@ -3,20 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use chrono::Utc;
+use common::runner::{register_exploding, request};
 use jobtop::job::RunResult;
-use jobtop::runtime::{JobGrants, JobRunner, LocalZone, RunControl, RunRequest, ScriptCache};
+use jobtop::runtime::{JobGrants, JobRunner, ScriptCache};
 
 static OUTER_HOOK_CALLS: AtomicUsize = AtomicUsize::new(0);
-
-fn register_exploding(lua: &mlua::Lua, core: &mlua::Table) -> mlua::Result<()> {
-    let explode = lua.create_function(|_, ()| -> mlua::Result<()> { panic!("kaboom") })?;
-    core.raw_set("explode", explode)
-}
 
 #[test]
 fn panics_in_runs_stay_quiet_others_reach_the_previous_hook() {
@@ -32,19 +28,8 @@ fn panics_in_runs_stay_quiet_others_reach_the_previous_hook() {
         "local job = core.job() function job.run() core.explode() return job.OK end return job",
     )
     .unwrap();
-    let request = RunRequest {
-        file,
-        display_name: "jobs/explode.lua".into(),
-        scheduled: Utc::now(),
-        zone: LocalZone::Named(chrono_tz::UTC),
-        timeout: Duration::from_secs(5),
-        memory: 16 << 20,
-        control: RunControl::new(),
-        log_sink: None,
-        grants: Arc::new(JobGrants::default()),
-    };
-    let outcome =
-        JobRunner::new(Arc::new(ScriptCache::new()), vec![register_exploding]).run(&request);
+    let run = request(file, "jobs/explode.lua", JobGrants::default());
+    let outcome = JobRunner::new(Arc::new(ScriptCache::new()), vec![register_exploding]).run(&run);
     assert_eq!(outcome.result, RunResult::Error);
     assert_eq!(
         OUTER_HOOK_CALLS.load(Ordering::SeqCst),

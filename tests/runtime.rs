@@ -404,11 +404,6 @@ fn show_messages() {
     }
 }
 
-fn register_exploding(lua: &mlua::Lua, core: &mlua::Table) -> mlua::Result<()> {
-    let explode = lua.create_function(|_, ()| -> mlua::Result<()> { panic!("kaboom") })?;
-    core.raw_set("explode", explode)
-}
-
 #[test]
 fn a_panic_in_a_callback_is_an_error_result() {
     let dir = tempfile::tempdir().unwrap();
@@ -418,7 +413,10 @@ fn a_panic_in_a_callback_is_an_error_result() {
         "local job = core.job() function job.run() pcall(core.explode) core.explode() return job.OK end return job",
     )
     .unwrap();
-    let mut runner = JobRunner::new(Arc::new(ScriptCache::new()), vec![register_exploding]);
+    let mut runner = JobRunner::new(
+        Arc::new(ScriptCache::new()),
+        vec![common::runner::register_exploding],
+    );
     let mut req = request("ok.lua");
     req.file = file;
     let outcome = runner.run(&req);

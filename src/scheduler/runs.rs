@@ -148,12 +148,14 @@ impl Scheduler {
             logs: outcome.logs.clone(),
             trigger: done.trigger,
         };
-        let summary = run_summary(&record);
+        // Built only for subscribers: it copies the run's log lines.
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(JobEvent::Finished {
+                name: done.name,
+                run: run_summary(&record),
+            });
+        }
         self.recorder.send(Record::Run(record));
-        let _ = self.events.send(JobEvent::Finished {
-            name: done.name,
-            run: summary,
-        });
         let now_wall = self.wall_now();
         let Some(entry) = self.jobs.get_mut(&done.job) else {
             // The job left the configuration while this run was going.

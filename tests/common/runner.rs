@@ -88,3 +88,9 @@ pub fn error_of(outcome: &RunOutcome, label: &str) -> String {
     assert!(shown.get("r").is_none(), "{label}: {shown}");
     shown["e"].as_str().unwrap().to_string()
 }
+
+/// A `core.explode()` that panics inside its Rust callback, for the panic tests.
+pub fn register_exploding(lua: &mlua::Lua, core: &mlua::Table) -> mlua::Result<()> {
+    let explode = lua.create_function(|_, ()| -> mlua::Result<()> { panic!("kaboom") })?;
+    core.raw_set("explode", explode)
+}
