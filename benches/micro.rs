@@ -1,5 +1,6 @@
 //! Micro benchmarks (divan): one job run on a reused vs a fresh Luau state, the eight time
-//! helpers, parsing a 10,000-job `jobs.yaml`, and a dashboard frame at 1k / 10k / 100k jobs.
+//! helpers, parsing a 10,000-job `jobs.yaml`, recording a batch of runs, and a dashboard frame
+//! at 1k / 10k / 100k jobs.
 //!
 //! `cargo bench --bench micro` runs them all; `cargo bench --bench micro -- frame` only the
 //! ones whose name contains `frame`. Figures and their meaning are in BENCHMARKS.md.
@@ -165,6 +166,35 @@ fn config_parse_10k(bencher: Bencher) {
     });
 }
 
+/// `Store::record` of a batch of 1,000 trivial runs of 100 jobs (with their live updates), as
+/// the history writer does it: one transaction, into a database that keeps growing.
+#[divan::bench(sample_count = 50)]
+fn record_batch_1k(bencher: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = jobtop::store::Store::open(&dir.path().join("state.db")).unwrap();
+    let at = now();
+    let runs: Vec<jobtop::store::RunRecord> = (0..1_000)
+        .map(|i| jobtop::store::RunRecord {
+            job: format!("job-{:05}", i % 100),
+            scheduled: at,
+            started: at + chrono::Duration::microseconds(i),
+            duration: Duration::from_micros(3),
+            result: RunResult::Ok,
+            error: None,
+            logs: Vec::new(),
+            trigger: jobtop::job::Trigger::Schedule,
+        })
+        .collect();
+    let live: Vec<jobtop::store::LiveUpdate> = (0..100)
+        .map(|i| jobtop::store::LiveUpdate {
+            job: format!("job-{i:05}"),
+            status: Status::Waiting,
+            next_run: Some(at),
+        })
+        .collect();
+    bencher.bench_local(|| store.record(&runs, &live).unwrap());
+}
+
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 17, 12, 0, 0).unwrap()
 }
@@ -207,7 +237,7 @@ fn job_view(i: usize) -> JobView {
         timeout_secs: 10.0,
         memory_bytes: 32 << 20,
         run_once: false,
-        entry_yaml: format!("name: job-{i:06}\npath: ok.lua\ninterval: {interval}s\n"),
+        entry_yaml: format!("name: job-{i:06}\npath: ok.lua\ninterval: {interval}s\n").into(),
     }
 }
 

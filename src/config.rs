@@ -177,8 +177,9 @@ pub struct JobSpec {
     pub env: Vec<String>,
     /// The 1-based line where the entry starts in `jobs.yaml`, for messages.
     pub line: usize,
-    /// The entry's own text from `jobs.yaml`, dedented, for the details view.
-    pub entry_yaml: String,
+    /// The entry's own text from `jobs.yaml`, dedented, for the details view; shared with
+    /// every row published for the job.
+    pub entry_yaml: std::sync::Arc<str>,
 }
 
 impl JobSpec {

@@ -197,8 +197,8 @@ pub struct JobView {
     pub memory_bytes: u64,
     /// Runs once per service start.
     pub run_once: bool,
-    /// The job's own entry in `jobs.yaml`, as written.
-    pub entry_yaml: String,
+    /// The job's own entry in `jobs.yaml`, as written (shared, not copied, between rows).
+    pub entry_yaml: std::sync::Arc<str>,
 }
 
 /// One run, as history and the details view show it.

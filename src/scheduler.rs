@@ -42,8 +42,13 @@ pub const SLEEP_FOR: Duration = Duration::from_secs(24 * 3600);
 /// Most skip records written for one overdue timer (the count in the job row is exact).
 const MAX_SKIP_RECORDS: usize = 100;
 
+/// How long before a due time the scheduler wakes and hands the run to a worker, which then
+/// waits out the rest on a precise sleep. The async timer has millisecond granularity and wakes
+/// after its deadline; this way a run starts within a fraction of a millisecond of its due time.
+const EARLY: Duration = Duration::from_millis(2);
+
 /// How many events a subscriber may fall behind before it must take a new snapshot.
-const EVENT_BUFFER: usize = 16_384;
+const EVENT_BUFFER: usize = 4_096;
 
 /// Where wall-clock time comes from.
 #[derive(Clone)]
@@ -117,7 +122,7 @@ pub fn start(
     )?;
     let cache = Arc::new(ScriptCache::new());
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let pool = WorkerPool::start(config.service.workers, &cache, &done_tx);
+    let pool = WorkerPool::start(config.service.workers, &cache, &done_tx)?;
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let state_store: Arc<dyn StateStore> =
         Arc::new(SqliteState::new(database_path(&config.service.state_dir)));
@@ -177,7 +182,7 @@ fn zone_of(config: &Config) -> LocalZone {
 enum Internal {
     /// A reload's configuration and state were read.
     ReloadRead {
-        result: Result<(Config, Vec<JobState>), String>,
+        result: Result<reload::Reread, String>,
         reply: Reply<crate::control::ReloadSummary>,
     },
 }
@@ -224,7 +229,10 @@ impl Scheduler {
             if self.shutdown.is_some() && self.running == 0 {
                 break;
             }
-            let next_due = self.timers.next_due();
+            let next_due = self
+                .timers
+                .next_due()
+                .map(|due| due.checked_sub(EARLY).unwrap_or(due));
             let abort_at = self
                 .shutdown
                 .as_ref()
@@ -314,7 +322,7 @@ impl Scheduler {
 
     fn fire_due(&mut self) {
         let now = Instant::now();
-        while let Some(timer) = self.timers.pop_due(now) {
+        while let Some(timer) = self.timers.pop_due(now + EARLY) {
             let live = self
                 .jobs
                 .get(&timer.job)

@@ -310,7 +310,7 @@ fn job(
         files,
         env,
         line: node.pos.line,
-        entry_yaml: entry_text(source, node),
+        entry_yaml: entry_text(source, node).into(),
     })
 }
 

@@ -62,7 +62,7 @@ fn defaults() {
     assert_eq!(job.memory, 64 << 20);
     assert!(job.allow.is_empty() && job.files.is_empty() && job.env.is_empty());
     assert_eq!(job.line, 2);
-    assert_eq!(job.entry_yaml, "name: a\npath: a.lua\ninterval: 5s");
+    assert_eq!(&*job.entry_yaml, "name: a\npath: a.lua\ninterval: 5s");
 }
 
 #[test]

@@ -189,8 +189,9 @@ impl Scheduler {
     fn start_reload(&mut self, reply: Reply<crate::control::ReloadSummary>) {
         let file = self.config.file.clone();
         let internal = self.internal.clone();
+        let known: std::collections::HashSet<String> = self.by_name.keys().cloned().collect();
         tokio::task::spawn_blocking(move || {
-            let result = super::reload::read(&file);
+            let result = super::reload::read(&file, known);
             let _ = internal.send(Internal::ReloadRead { result, reply });
         });
     }

@@ -16,6 +16,16 @@ use crate::store::{LiveUpdate, RunRecord, Store};
 /// Most messages folded into one transaction.
 const MAX_BATCH: usize = 10_000;
 
+/// Most messages waiting for the recorder. When it falls this far behind (a flood of runs, a
+/// slow disk), the scheduler waits for it rather than letting the queue grow without bound:
+/// runs then start no faster than they are recorded.
+const QUEUE_CAPACITY: usize = 2 * MAX_BATCH;
+
+/// How long the recorder gathers runs and statuses before it writes them in one transaction.
+/// A crash loses at most the runs of this window (they are "in flight"); decisions are
+/// committed at once.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
+
 /// How often history retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -79,7 +89,7 @@ pub enum Record {
 /// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
-    queue: std_mpsc::Sender<Record>,
+    queue: std_mpsc::SyncSender<Record>,
 }
 
 impl Recorder {
@@ -90,7 +100,7 @@ impl Recorder {
         keep_days: u32,
         events: broadcast::Sender<JobEvent>,
     ) -> std::io::Result<(Recorder, std::thread::JoinHandle<()>)> {
-        let (queue, inbox) = std_mpsc::channel();
+        let (queue, inbox) = std_mpsc::sync_channel(QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("jobtop-recorder".into())
             .spawn(move || {
@@ -106,7 +116,7 @@ impl Recorder {
         Ok((Recorder { queue }, thread))
     }
 
-    /// Queues a message; false when the recorder is gone.
+    /// Queues a message, waiting while the queue is full; false when the recorder is gone.
     pub fn send(&self, record: Record) -> bool {
         self.queue.send(record).is_ok()
     }
@@ -126,17 +136,33 @@ struct Batch {
     live: HashMap<String, LiveUpdate>,
 }
 
+impl Batch {
+    /// Whether anything waits to be written.
+    fn is_pending(&self) -> bool {
+        !self.runs.is_empty() || !self.live.is_empty()
+    }
+}
+
 impl RecorderThread {
     fn serve(mut self, inbox: &std_mpsc::Receiver<Record>) {
         let mut batch = Batch::default();
         while let Ok(first) = inbox.recv() {
+            // Gather for a moment: a commit costs far more than a row, and runs come in
+            // bursts. Decisions and reads are written at once (`take` flushes for them).
+            let until = Instant::now() + BATCH_WINDOW;
             let mut next = Some(first);
             let mut taken = 0;
             while let Some(record) = next {
                 self.take(record, &mut batch);
                 taken += 1;
                 next = if taken < MAX_BATCH {
-                    inbox.try_recv().ok()
+                    match inbox.try_recv() {
+                        Ok(record) => Some(record),
+                        Err(std_mpsc::TryRecvError::Empty) if batch.is_pending() => inbox
+                            .recv_timeout(until.saturating_duration_since(Instant::now()))
+                            .ok(),
+                        Err(_) => None,
+                    }
                 } else {
                     None
                 };
@@ -223,7 +249,7 @@ impl RecorderThread {
     }
 
     fn write(&mut self, batch: &mut Batch) {
-        if batch.runs.is_empty() && batch.live.is_empty() {
+        if !batch.is_pending() {
             return;
         }
         let live: Vec<LiveUpdate> = batch.live.drain().map(|(_, v)| v).collect();

@@ -1,7 +1,7 @@
 //! Reload (SPEC section 8): read `jobs.yaml` again; on error keep the running configuration;
 //! else apply the difference job by job.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,17 +15,67 @@ use crate::store::{JobState, Store};
 use super::recorder::Record;
 use super::{Scheduler, database_path, resume_due, zone_of};
 
-/// Reads the configuration and the jobs' durable state (off the scheduler task).
-pub fn read(file: &Path) -> Result<(Config, Vec<JobState>), String> {
+/// What a reload read off the scheduler task.
+pub struct Reread {
+    /// The new configuration.
+    pub config: Config,
+    /// The stored state of its jobs that were not scheduled when the reload began.
+    pub states: Vec<JobState>,
+    /// The jobs that were scheduled then: they keep the state they have.
+    pub known: HashSet<String>,
+}
+
+/// Reads the configuration and the durable state of the jobs it adds, those not in `known`
+/// (off the scheduler task): reading every job's row would cost more than the rest of a
+/// reload of 10,000 jobs.
+pub fn read(file: &Path, known: HashSet<String>) -> Result<Reread, String> {
     let config = config::load(file).map_err(|e| e.to_string())?;
     let db = database_path(&config.service.state_dir);
-    let states = Store::open_read_only(&db)
-        .and_then(|store| store.job_states())
-        .map_err(|e| e.to_string())?;
-    Ok((config, states))
+    let store = Store::open_read_only(&db).map_err(|e| e.to_string())?;
+    let mut states = Vec::new();
+    for job in config.jobs.iter().filter(|j| !known.contains(&j.name)) {
+        if let Some(state) = store.job_state(&job.name).map_err(|e| e.to_string())? {
+            states.push(state);
+        }
+    }
+    Ok(Reread {
+        config,
+        states,
+        known,
+    })
 }
 
 impl Scheduler {
+    /// The stored state of one job, read on the spot (a rare path of reload).
+    fn stored_state(&self, name: &str) -> Option<JobState> {
+        let db = database_path(&self.config.service.state_dir);
+        Store::open_read_only(&db)
+            .and_then(|store| store.job_state(name))
+            .unwrap_or_else(|e| {
+                self.notice(format!("cannot read the state of {name}: {e}"));
+                None
+            })
+    }
+
+    /// Drops the jobs the new configuration no longer has; returns their names.
+    fn remove_jobs_not_in(&mut self, wanted: &HashMap<&str, usize>) -> Vec<String> {
+        let mut removed = Vec::new();
+        for id in self.order.clone() {
+            let Some(entry) = self.jobs.get(&id) else {
+                continue;
+            };
+            if !wanted.contains_key(entry.spec.name.as_str()) {
+                let name = entry.spec.name.clone();
+                // A run in progress finishes; its result is recorded, nothing else.
+                self.jobs.remove(&id);
+                self.by_name.remove(&name);
+                let _ = self.events.send(JobEvent::Removed { name: name.clone() });
+                removed.push(name);
+            }
+        }
+        removed
+    }
+
     fn warn_about_restart_only_changes(&self, config: &Config) {
         let now = &config.service;
         let was = &self.config.service;
@@ -43,10 +93,14 @@ impl Scheduler {
 
     pub(super) fn apply_reload(
         &mut self,
-        result: Result<(Config, Vec<JobState>), String>,
+        result: Result<Reread, String>,
         reply: Reply<ReloadSummary>,
     ) {
-        let (config, states) = match result {
+        let Reread {
+            config,
+            states,
+            known,
+        } = match result {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!("reload refused: {error}");
@@ -69,29 +123,24 @@ impl Scheduler {
             .map(|(i, j)| (j.name.as_str(), i))
             .collect();
 
-        for id in self.order.clone() {
-            let Some(entry) = self.jobs.get(&id) else {
-                continue;
-            };
-            if !wanted.contains_key(entry.spec.name.as_str()) {
-                let name = entry.spec.name.clone();
-                // A run in progress finishes; its result is recorded, nothing else.
-                self.jobs.remove(&id);
-                self.by_name.remove(&name);
-                let _ = self.events.send(JobEvent::Removed { name: name.clone() });
-                summary.removed.push(name);
-            }
-        }
+        summary.removed = self.remove_jobs_not_in(&wanted);
 
         self.config = Arc::new(config);
         self.zone = zone_of(&self.config);
         let now = Instant::now();
         let wall_now = self.wall_now();
-        let mut order = Vec::with_capacity(self.config.jobs.len());
-        for spec in self.config.jobs.clone() {
+        let config = self.config.clone();
+        let mut order = Vec::with_capacity(config.jobs.len());
+        for spec in &config.jobs {
             let name = spec.name.clone();
             let Some(&id) = self.by_name.get(&name) else {
-                let id = self.add_job(Arc::new(spec), states.get(&name), false);
+                let state = match states.get(&name) {
+                    Some(state) => Some(state.clone()),
+                    // Scheduled when the reload began, removed since by another reload.
+                    None if known.contains(&name) => self.stored_state(&name),
+                    None => None,
+                };
+                let id = self.add_job(Arc::new(spec.clone()), state.as_ref(), false);
                 self.order.pop();
                 order.push(id);
                 self.publish(id);
@@ -102,15 +151,15 @@ impl Scheduler {
             let Some(entry) = self.jobs.get_mut(&id) else {
                 continue;
             };
-            let changed = !entry.spec.same_definition(&spec);
+            let changed = !entry.spec.same_definition(spec);
             let was_stopped = entry.status == Status::Stopped;
             if changed {
                 let interval_changed = entry.spec.interval != spec.interval;
                 entry.grants = Arc::new(crate::runtime::JobGrants::for_job(
-                    &spec,
+                    spec,
                     Some(self.state_store.clone()),
                 ));
-                entry.spec = Arc::new(spec);
+                entry.spec = Arc::new(spec.clone());
                 if entry.status != Status::Deactivated {
                     if !entry.spec.active {
                         entry.status = Status::Disabled;
@@ -137,7 +186,10 @@ impl Scheduler {
         }
         self.order = order;
         self.config_error = None;
-        self.recorder.send(Record::Configured(self.job_names()));
+        if !summary.removed.is_empty() {
+            // Only removed jobs have a live status to forget.
+            self.recorder.send(Record::Configured(self.job_names()));
+        }
         tracing::info!("{summary}");
         let _ = self.events.send(JobEvent::Reloaded {
             summary: summary.clone(),

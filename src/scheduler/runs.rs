@@ -103,11 +103,22 @@ impl Scheduler {
             since,
             aborting: false,
         });
+        // Due within `EARLY`: the worker waits out the rest (on the real clock).
+        let start_at = std::time::Instant::now() + due.saturating_duration_since(Instant::now());
+        // Known to be long: its last run timed out or took long enough that a wait for a CPU
+        // cannot explain it.
+        let long = entry.stored.last_result == Some(RunResult::Timeout)
+            || entry
+                .stored
+                .last_duration_ms
+                .is_some_and(|ms| ms >= super::workers::KNOWN_LONG.as_secs_f64() * 1e3);
         let work = Work {
             job: id,
             run_id,
             name: entry.spec.name.clone(),
             trigger,
+            long,
+            start_at,
             request,
         };
         if self.pool.submit(work) {

@@ -1,10 +1,23 @@
-//! The worker pool: `service.workers` threads, each owning one [`JobRunner`] (a reused Luau
-//! state), taking runs from a shared queue. Lua never runs on the async runtime.
+//! The worker pool. `service.workers` *core* threads, each owning one [`JobRunner`] (a reused
+//! Luau state), take short runs from a shared queue. Lua never runs on the async runtime.
+//!
+//! A run that has held a core thread for [`LONG_RUN`] while other runs wait is moved aside:
+//! its thread leaves the core and a new core thread takes its place, so a job that loops until
+//! its timeout (or sleeps, or waits on a slow server) never holds back the jobs behind it. A
+//! monitor thread looks every [`LONG_RUN`] while a core thread is busy and sleeps otherwise, so
+//! a run costs no extra wake-up. Runs of jobs already known to be long go straight to aside
+//! threads. Threads are capped ([`MAX_THREADS`] in all); an aside thread ends after it has been
+//! idle for [`ASIDE_IDLE`].
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use chrono::{DateTime, Utc};
 
@@ -12,6 +25,22 @@ use crate::job::Trigger;
 use crate::runtime::{JobRunner, RunOutcome, RunRequest, ScriptCache};
 
 use super::timers::JobId;
+
+/// How long a run may hold a core thread while others wait before it is moved aside.
+pub const LONG_RUN: Duration = Duration::from_millis(2);
+
+/// A job whose last run took this long goes straight to an aside thread.
+pub const KNOWN_LONG: Duration = Duration::from_millis(20);
+
+/// Most worker threads, core and aside together: that many runs can be going at once.
+pub const MAX_THREADS: usize = 256;
+
+/// The nice value of aside threads: long runs get the CPU that short runs and the scheduler
+/// leave, so a hundred looping jobs cannot starve the rest of the machine's two cores.
+const ASIDE_NICE: i32 = 19;
+
+/// How long an aside thread waits for another long run before it ends.
+const ASIDE_IDLE: Duration = Duration::from_secs(10);
 
 /// A run for a worker to do.
 pub struct Work {
@@ -23,6 +52,10 @@ pub struct Work {
     pub name: String,
     /// Who asked for the run.
     pub trigger: Trigger,
+    /// Whether the job's last run was long: then it goes straight to an aside thread.
+    pub long: bool,
+    /// When to start it: a run handed over just before its due time waits until then.
+    pub start_at: Instant,
     /// Everything the runtime needs.
     pub request: RunRequest,
 }
@@ -43,91 +76,430 @@ pub struct Done {
     pub outcome: RunOutcome,
 }
 
-/// The threads and the queue that feeds them.
+/// Which queue a thread serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Core,
+    Aside,
+}
+
+/// How many threads there are of each kind, and the long runs waiting for one.
+#[derive(Default)]
+struct Counts {
+    core: usize,
+    aside: usize,
+    idle_aside: usize,
+    long_queued: usize,
+    stopping: bool,
+}
+
+impl Counts {
+    fn threads(&self) -> usize {
+        self.core + self.aside
+    }
+}
+
+/// A core thread as the monitor sees it.
+#[derive(Default)]
+struct CoreSlot {
+    /// Nanoseconds since the pool's epoch at which the current run started, plus one; zero
+    /// while idle.
+    busy_since: AtomicU64,
+    /// Set by the monitor: this thread serves the long queue after its run.
+    moved: AtomicBool,
+    /// The thread's id, so the monitor can lower its priority when it moves it aside.
+    tid: AtomicU64,
+}
+
+/// What every worker thread shares.
+struct Shared {
+    short: Mutex<std_mpsc::Receiver<Work>>,
+    long: Mutex<std_mpsc::Receiver<Work>>,
+    /// Short runs queued and not yet taken.
+    short_queued: AtomicUsize,
+    /// Core threads in a run.
+    busy: AtomicUsize,
+    counts: Mutex<Counts>,
+    slots: Mutex<Vec<Arc<CoreSlot>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    monitor: Mutex<Option<std::thread::Thread>>,
+    epoch: Instant,
+    cache: Arc<ScriptCache>,
+    done: mpsc::UnboundedSender<Done>,
+    runtime: Handle,
+}
+
+impl Shared {
+    fn counts(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Vec<Arc<CoreSlot>>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake_monitor(&self) {
+        if let Some(monitor) = &*self.monitor.lock().unwrap_or_else(PoisonError::into_inner) {
+            monitor.unpark();
+        }
+    }
+
+    /// Starts a thread in `role`; the caller has counted it already.
+    fn spawn(self: &Arc<Shared>, role: Role) {
+        let shared = self.clone();
+        let slot = (role == Role::Core).then(|| {
+            let slot = Arc::new(CoreSlot::default());
+            self.slots().push(slot.clone());
+            slot
+        });
+        // Blocking threads of the runtime, so a paused test clock does not jump ahead while
+        // a run is going.
+        let thread = self.runtime.spawn_blocking(move || shared.work(slot.as_ref()));
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        threads.retain(|t| !t.is_finished());
+        threads.push(thread);
+    }
+
+    /// The monitor's loop: while a core thread is busy, look every [`LONG_RUN`] for runs that
+    /// held their thread that long while others wait, and move them aside.
+    fn monitor(self: &Arc<Shared>) {
+        let mut seen = HashMap::new();
+        loop {
+            if self.counts().stopping {
+                return;
+            }
+            if self.busy.load(Ordering::Acquire) == 0 {
+                // A worker that becomes busy unparks this thread.
+                std::thread::park();
+                continue;
+            }
+            std::thread::sleep(LONG_RUN);
+            if self.short_queued.load(Ordering::Acquire) > 0 {
+                self.move_long_runs_aside(&mut seen);
+            } else {
+                seen.clear();
+            }
+        }
+    }
+
+    /// Moves aside the core threads whose run has held them for [`LONG_RUN`] by its own doing:
+    /// running, or sleeping in a host call. A run that only waited for a CPU (the machine is
+    /// overloaded) stays, or an overload would turn every short run into a long one.
+    fn move_long_runs_aside(self: &Arc<Shared>, seen: &mut HashMap<u64, Observation>) {
+        let now = self.nanos();
+        let long = u64::try_from(LONG_RUN.as_nanos()).unwrap_or(u64::MAX);
+        let mut slots = self.slots();
+        let mut moved = 0;
+        let mut still_seen = HashMap::new();
+        slots.retain(|slot| {
+            let since = slot.busy_since.load(Ordering::Acquire);
+            if since == 0 || now.saturating_sub(since - 1) < long {
+                return true;
+            }
+            let tid = slot.tid.load(Ordering::Acquire);
+            let Some(sched) = sched_times(tid) else {
+                return true;
+            };
+            let earlier = seen.get(&tid).filter(|o| o.busy_since == since);
+            let Some(earlier) = earlier else {
+                still_seen.insert(
+                    tid,
+                    Observation {
+                        busy_since: since,
+                        sched,
+                    },
+                );
+                return true;
+            };
+            let ran = sched.on_cpu.saturating_sub(earlier.sched.on_cpu);
+            let queued = sched.waiting.saturating_sub(earlier.sched.waiting);
+            // A short run never adds up a quarter of `LONG_RUN` on a CPU; one that did not run
+            // either and did not wait for a CPU was asleep in a host call.
+            let its_own_doing = ran >= long / 4 || queued <= ran;
+            if !its_own_doing {
+                still_seen.insert(tid, *earlier);
+                return true;
+            }
+            let mut counts = self.counts();
+            if counts.stopping || counts.threads() >= MAX_THREADS {
+                still_seen.insert(tid, *earlier);
+                return true;
+            }
+            // One thread leaves the core and one joins it: the core count stays.
+            counts.aside += 1;
+            slot.moved.store(true, Ordering::Release);
+            lower_priority(tid);
+            moved += 1;
+            false
+        });
+        drop(slots);
+        *seen = still_seen;
+        for _ in 0..moved {
+            self.spawn(Role::Core);
+        }
+    }
+
+    fn nanos(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn leave(&self, role: Role) {
+        let mut counts = self.counts();
+        match role {
+            Role::Core => counts.core -= 1,
+            Role::Aside => counts.aside -= 1,
+        }
+    }
+
+    fn work(self: &Arc<Shared>, slot: Option<&Arc<CoreSlot>>) {
+        let mut runner = JobRunner::new(self.cache.clone(), Vec::new());
+        let tid = thread_id();
+        let mut role = match slot {
+            Some(slot) => {
+                slot.tid.store(tid, Ordering::Release);
+                Role::Core
+            }
+            None => {
+                lower_priority(tid);
+                Role::Aside
+            }
+        };
+        loop {
+            let next = match role {
+                Role::Core => self.next_short(),
+                Role::Aside => self.next_long(),
+            };
+            let Some(work) = next else {
+                if let Some(slot) = slot {
+                    self.slots().retain(|s| !Arc::ptr_eq(s, slot));
+                }
+                self.leave(role);
+                return;
+            };
+            let wait = work.start_at.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+            let core_slot = slot.filter(|_| role == Role::Core);
+            if let Some(slot) = core_slot {
+                slot.busy_since.store(self.nanos() + 1, Ordering::Release);
+                if self.busy.fetch_add(1, Ordering::AcqRel) == 0 {
+                    self.wake_monitor();
+                }
+            }
+            let outcome = runner.run(&work.request);
+            if let Some(slot) = core_slot {
+                slot.busy_since.store(0, Ordering::Release);
+                self.busy.fetch_sub(1, Ordering::AcqRel);
+                if slot.moved.load(Ordering::Acquire) {
+                    // A new core thread took this one's place; it serves the long queue now.
+                    role = Role::Aside;
+                }
+            }
+            let done = Done {
+                job: work.job,
+                run_id: work.run_id,
+                name: work.name,
+                trigger: work.trigger,
+                scheduled: work.request.scheduled,
+                outcome,
+            };
+            if self.done.send(done).is_err() {
+                self.leave(role);
+                return;
+            }
+        }
+    }
+
+    fn next_short(&self) -> Option<Work> {
+        let work = self
+            .short
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv()
+            .ok()?;
+        self.short_queued.fetch_sub(1, Ordering::AcqRel);
+        Some(work)
+    }
+
+    /// The next long run, or `None` when the pool stops or the thread idled long enough.
+    fn next_long(&self) -> Option<Work> {
+        self.counts().idle_aside += 1;
+        let deadline = Instant::now() + ASIDE_IDLE;
+        let inbox = self.long.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = inbox.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        drop(inbox);
+        let mut counts = self.counts();
+        counts.idle_aside -= 1;
+        match next {
+            Ok(work) => {
+                counts.long_queued = counts.long_queued.saturating_sub(1);
+                Some(work)
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// A core thread's run as the monitor last saw it.
+#[derive(Clone, Copy)]
+struct Observation {
+    busy_since: u64,
+    sched: SchedTimes,
+}
+
+/// How long a thread has been on a CPU and waiting for one, in nanoseconds.
+#[derive(Clone, Copy)]
+struct SchedTimes {
+    on_cpu: u64,
+    waiting: u64,
+}
+
+/// The kernel's accounting of thread `tid` of this process.
+fn sched_times(tid: u64) -> Option<SchedTimes> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    Some(SchedTimes {
+        on_cpu: fields.next()?.ok()?,
+        waiting: fields.next()?.ok()?,
+    })
+}
+
+/// This thread's id (the kernel's, which `setpriority` takes for one thread).
+fn thread_id() -> u64 {
+    u64::try_from(rustix::thread::gettid().as_raw_nonzero().get()).unwrap_or(0)
+}
+
+/// Gives the thread `tid` the aside threads' nice value. Raising one's own nice value is always
+/// allowed, so a failure only means the thread is gone already.
+fn lower_priority(tid: u64) {
+    let pid = i32::try_from(tid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::setpriority_process(Some(pid), ASIDE_NICE);
+    }
+}
+
+/// The threads and the queues that feed them.
 pub struct WorkerPool {
-    queue: Option<std_mpsc::Sender<Work>>,
-    threads: Vec<tokio::task::JoinHandle<()>>,
+    short: Option<std_mpsc::Sender<Work>>,
+    long: Option<std_mpsc::Sender<Work>>,
+    shared: Arc<Shared>,
 }
 
 impl WorkerPool {
-    /// Starts `count` workers that send finished runs to `done`. Must be called on a tokio
-    /// runtime: the workers are its blocking threads, so a paused test clock does not jump
-    /// ahead while a run is going.
+    /// Starts `count` core workers that send finished runs to `done`, and their monitor.
+    /// Must be called on a tokio runtime: the workers are its blocking threads.
     pub fn start(
         count: usize,
         cache: &Arc<ScriptCache>,
         done: &mpsc::UnboundedSender<Done>,
-    ) -> WorkerPool {
-        let (queue, inbox) = std_mpsc::channel::<Work>();
-        let inbox = Arc::new(Mutex::new(inbox));
-        let mut threads = Vec::with_capacity(count);
-        for _ in 0..count.max(1) {
-            let inbox = inbox.clone();
-            let cache = cache.clone();
-            let done = done.clone();
-            threads.push(tokio::task::spawn_blocking(move || {
-                work(&inbox, cache, &done);
-            }));
+    ) -> std::io::Result<WorkerPool> {
+        let (short, short_inbox) = std_mpsc::channel::<Work>();
+        let (long, long_inbox) = std_mpsc::channel::<Work>();
+        let core = count.clamp(1, MAX_THREADS);
+        let shared = Arc::new(Shared {
+            short: Mutex::new(short_inbox),
+            long: Mutex::new(long_inbox),
+            short_queued: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            counts: Mutex::new(Counts {
+                core,
+                ..Counts::default()
+            }),
+            slots: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+            monitor: Mutex::new(None),
+            epoch: Instant::now(),
+            cache: cache.clone(),
+            done: done.clone(),
+            runtime: Handle::current(),
+        });
+        // A plain thread, not a blocking task: it lives as long as the pool, and a blocking
+        // task that never ends would keep a paused test clock from advancing.
+        let monitor = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("jobtop-pool".into())
+                .spawn(move || shared.monitor())?
+        };
+        *shared
+            .monitor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(monitor.thread().clone());
+        for _ in 0..core {
+            shared.spawn(Role::Core);
         }
-        WorkerPool {
-            queue: Some(queue),
-            threads,
-        }
+        Ok(WorkerPool {
+            short: Some(short),
+            long: Some(long),
+            shared,
+        })
     }
 
-    /// Queues a run; it starts as soon as a worker is free.
+    /// Queues a run; it starts as soon as a worker is free. A job known to be long gets an
+    /// aside thread (a new one when none is idle, within the cap).
     pub fn submit(&self, work: Work) -> bool {
-        self.queue.as_ref().is_some_and(|q| q.send(work).is_ok())
+        if !work.long {
+            let Some(short) = &self.short else {
+                return false;
+            };
+            self.shared.short_queued.fetch_add(1, Ordering::AcqRel);
+            if short.send(work).is_ok() {
+                return true;
+            }
+            self.shared.short_queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        let Some(long) = &self.long else {
+            return false;
+        };
+        let mut counts = self.shared.counts();
+        counts.long_queued += 1;
+        let start_one = counts.long_queued > counts.idle_aside && counts.threads() < MAX_THREADS;
+        if start_one {
+            counts.aside += 1;
+        }
+        drop(counts);
+        if start_one {
+            self.shared.spawn(Role::Aside);
+        }
+        long.send(work).is_ok()
+    }
+
+    fn close(&mut self) {
+        self.shared.counts().stopping = true;
+        self.shared.wake_monitor();
+        self.short = None;
+        self.long = None;
     }
 
     /// Lets the workers finish what they hold, then waits for them.
     pub async fn stop(&mut self) {
-        self.queue = None;
-        for thread in self.threads.drain(..) {
-            let _ = thread.await;
+        self.close();
+        loop {
+            let threads: Vec<JoinHandle<()>> = std::mem::take(
+                &mut *self
+                    .shared
+                    .threads
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            if threads.is_empty() {
+                return;
+            }
+            for thread in threads {
+                let _ = thread.await;
+            }
         }
     }
 }
 
 impl Drop for WorkerPool {
     fn drop(&mut self) {
-        // Closing the queue ends every worker loop; they are not joined here so that a drop
+        // Closing the queues ends every worker loop; they are not joined here so that a drop
         // on the async runtime never blocks it.
-        self.queue = None;
-    }
-}
-
-fn work(
-    inbox: &Mutex<std_mpsc::Receiver<Work>>,
-    cache: Arc<ScriptCache>,
-    done: &mpsc::UnboundedSender<Done>,
-) {
-    let mut runner = JobRunner::new(cache, Vec::new());
-    loop {
-        let next = inbox.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(Work {
-            job,
-            run_id,
-            name,
-            trigger,
-            request,
-        }) = next
-        else {
-            return;
-        };
-        let outcome = runner.run(&request);
-        if done
-            .send(Done {
-                job,
-                run_id,
-                name,
-                trigger,
-                scheduled: request.scheduled,
-                outcome,
-            })
-            .is_err()
-        {
-            return;
-        }
+        self.close();
     }
 }

@@ -1,6 +1,6 @@
 //! The `jobs` table: per-job state, operator actions and the scheduler's batched writes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
@@ -9,38 +9,34 @@ use super::codec::{self, JOB_COLUMNS};
 use super::{JobState, LiveUpdate, RunRecord, Store, StoreError};
 use crate::job::{RunResult, Status};
 
-/// Upsert of a job row for a run that is not skipped. `?6`/`?7` (error, its time) are NULL for
-/// runs without an error, and then leave the stored last error as it was.
-const UPSERT_RUN: &str = "
+/// Upsert of a job row with everything a batch did to it: the newest run's `last_*` fields
+/// (NULL when the batch had only skipped runs, which leaves them), the newest error with its
+/// time (NULL leaves the stored one), the counts to add, and, when `?14` is 1, the live status
+/// and next run.
+const UPSERT_JOB: &str = "
     INSERT INTO jobs (name, last_run, last_scheduled, last_result, last_duration_ms,
-                      last_error, last_error_at, runs, oks, errors, updated_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?9, ?10)
+                      last_error, last_error_at, runs, oks, errors, skips, status, next_run,
+                      updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
     ON CONFLICT (name) DO UPDATE SET
-        last_run = excluded.last_run,
-        last_scheduled = excluded.last_scheduled,
-        last_result = excluded.last_result,
-        last_duration_ms = excluded.last_duration_ms,
+        last_run = coalesce(excluded.last_run, last_run),
+        last_scheduled = coalesce(excluded.last_scheduled, last_scheduled),
+        last_result = coalesce(excluded.last_result, last_result),
+        last_duration_ms = coalesce(excluded.last_duration_ms, last_duration_ms),
         last_error = coalesce(excluded.last_error, last_error),
         last_error_at = CASE WHEN excluded.last_error IS NULL
                              THEN last_error_at ELSE excluded.last_error_at END,
-        runs = runs + 1,
+        runs = runs + excluded.runs,
         oks = oks + excluded.oks,
         errors = errors + excluded.errors,
+        skips = skips + excluded.skips,
+        status = CASE WHEN ?14 THEN excluded.status ELSE status END,
+        next_run = CASE WHEN ?14 THEN excluded.next_run ELSE next_run END,
         updated_at = excluded.updated_at";
-
-/// Upsert of a job row for a skipped run: only the count moves.
-const UPSERT_SKIP: &str = "
-    INSERT INTO jobs (name, skips, updated_at) VALUES (?1, 1, ?2)
-    ON CONFLICT (name) DO UPDATE SET skips = skips + 1, updated_at = excluded.updated_at";
 
 const INSERT_RUN: &str = "
     INSERT INTO runs (job, scheduled, started, duration_ms, result, error, logs, \"trigger\")
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-
-const UPSERT_LIVE: &str = "
-    INSERT INTO jobs (name, status, next_run, updated_at) VALUES (?1, ?2, ?3, ?4)
-    ON CONFLICT (name) DO UPDATE SET
-        status = excluded.status, next_run = excluded.next_run, updated_at = excluded.updated_at";
 
 impl Store {
     /// Every job row, ordered by name.
@@ -211,61 +207,97 @@ impl Store {
     }
 }
 
+/// What one batch does to one job's row.
+#[derive(Default)]
+struct RowChange<'a> {
+    /// The newest run that was not skipped.
+    last: Option<&'a RunRecord>,
+    /// The newest error and when it happened.
+    error: Option<(&'a str, String)>,
+    runs: i64,
+    oks: i64,
+    errors: i64,
+    skips: i64,
+    live: Option<&'a LiveUpdate>,
+}
+
+/// Folds a batch into one row change per job, in the order the jobs first appear, so a batch
+/// costs one upsert per job however many runs it holds. The result is the same as applying
+/// the runs one by one, then the live updates.
+fn row_changes<'a>(runs: &'a [RunRecord], live: &'a [LiveUpdate]) -> Vec<(&'a str, RowChange<'a>)> {
+    let mut changes: Vec<(&str, RowChange<'_>)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut slot = |job: &'a str, changes: &mut Vec<(&'a str, RowChange<'a>)>| {
+        *index.entry(job).or_insert_with(|| {
+            changes.push((job, RowChange::default()));
+            changes.len() - 1
+        })
+    };
+    for run in runs {
+        let i = slot(&run.job, &mut changes);
+        let change = &mut changes[i].1;
+        if run.result == RunResult::Skipped {
+            change.skips += 1;
+            continue;
+        }
+        change.last = Some(run);
+        change.runs += 1;
+        change.oks += i64::from(run.result == RunResult::Ok);
+        change.errors += i64::from(run.result.is_failure());
+        if let Some(error) = last_error(run) {
+            let end = TimeDelta::from_std(run.duration)
+                .ok()
+                .and_then(|d| run.started.checked_add_signed(d))
+                .unwrap_or(run.started);
+            change.error = Some((error, codec::time(end)));
+        }
+    }
+    for update in live {
+        let i = slot(&update.job, &mut changes);
+        changes[i].1.live = Some(update);
+    }
+    changes
+}
+
 fn record_in(
     tx: &Transaction<'_>,
     runs: &[RunRecord],
     live: &[LiveUpdate],
 ) -> rusqlite::Result<()> {
     let now = codec::time(Utc::now());
-    let mut upsert_run = tx.prepare_cached(UPSERT_RUN)?;
-    let mut upsert_skip = tx.prepare_cached(UPSERT_SKIP)?;
+    // The job rows first: `runs.job` references them.
+    let mut upsert_job = tx.prepare_cached(UPSERT_JOB)?;
+    for (job, change) in row_changes(runs, live) {
+        let last = change.last;
+        upsert_job.execute(params![
+            job,
+            last.map(|r| codec::time(r.started)),
+            last.map(|r| codec::time(r.scheduled)),
+            last.map(|r| r.result.as_str()),
+            last.map(|r| codec::millis(r.duration)),
+            change.error.as_ref().map(|(e, _)| *e),
+            change.error.as_ref().map(|(_, at)| at.as_str()),
+            change.runs,
+            change.oks,
+            change.errors,
+            change.skips,
+            change.live.map(|l| l.status.as_str()),
+            change.live.and_then(|l| codec::opt_time(l.next_run)),
+            i64::from(change.live.is_some()),
+            now,
+        ])?;
+    }
     let mut insert_run = tx.prepare_cached(INSERT_RUN)?;
     for run in runs {
-        let started = codec::time(run.started);
-        let ms = codec::millis(run.duration);
-        // The job row first: `runs.job` references it.
-        if run.result == RunResult::Skipped {
-            upsert_skip.execute(params![run.job, now])?;
-        } else {
-            let error = last_error(run);
-            let error_at = error.map(|_| {
-                let end = TimeDelta::from_std(run.duration)
-                    .ok()
-                    .and_then(|d| run.started.checked_add_signed(d))
-                    .unwrap_or(run.started);
-                codec::time(end)
-            });
-            upsert_run.execute(params![
-                run.job,
-                started,
-                codec::time(run.scheduled),
-                run.result.as_str(),
-                ms,
-                error,
-                error_at,
-                i64::from(run.result == RunResult::Ok),
-                i64::from(run.result.is_failure()),
-                now,
-            ])?;
-        }
         insert_run.execute(params![
             run.job,
             codec::time(run.scheduled),
-            started,
-            ms,
+            codec::time(run.started),
+            codec::millis(run.duration),
             run.result.as_str(),
             run.error,
             codec::logs_json(&run.logs),
             run.trigger.as_str(),
-        ])?;
-    }
-    let mut upsert_live = tx.prepare_cached(UPSERT_LIVE)?;
-    for update in live {
-        upsert_live.execute(params![
-            update.job,
-            update.status.as_str(),
-            codec::opt_time(update.next_run),
-            now,
         ])?;
     }
     Ok(())

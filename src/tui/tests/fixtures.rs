@@ -47,7 +47,8 @@ pub fn job(name: &str, status: Status, interval_secs: f64) -> JobView {
         timeout_secs: 30.0,
         memory_bytes: 64 << 20,
         run_once: false,
-        entry_yaml: format!("- name: {name}\n  path: {name}.lua\n  interval: {interval_secs}s\n"),
+        entry_yaml: format!("- name: {name}\n  path: {name}.lua\n  interval: {interval_secs}s\n")
+            .into(),
     }
 }
 
@@ -137,7 +138,7 @@ pub fn jobs() -> Vec<JobView> {
     nightly.deactivated_reason = Some(
         "error: reports/nightly.lua:12: attempt to index a nil value (field 'rows')".to_string(),
     );
-    nightly.entry_yaml = "- name: nightly-report\n  path: reports/nightly.lua\n  interval: 1h\n  timeout: 10s\n  memory: 16MiB\n".to_string();
+    nightly.entry_yaml = "- name: nightly-report\n  path: reports/nightly.lua\n  interval: 1h\n  timeout: 10s\n  memory: 16MiB\n".into();
 
     let legacy = job("legacy-sync", Status::Disabled, 300.0);
 
