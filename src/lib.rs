@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
+pub mod fast_hash;
 pub mod job;
 pub mod logging;
 pub mod runtime;

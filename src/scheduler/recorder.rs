@@ -3,7 +3,6 @@
 //! queued up while the previous batch was written); deactivations and activations are
 //! committed before they are acknowledged.
 
-use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::control::{ActionError, JobEvent, Reply, RunSummary};
+use crate::fast_hash::FastMap;
 use crate::store::{LiveUpdate, RunRecord, Store};
 
 /// Most messages folded into one transaction.
@@ -133,7 +133,7 @@ struct RecorderThread {
 #[derive(Default)]
 struct Batch {
     runs: Vec<RunRecord>,
-    live: HashMap<String, LiveUpdate>,
+    live: FastMap<String, LiveUpdate>,
 }
 
 impl Batch {

@@ -154,7 +154,9 @@ impl Shared {
         });
         // Blocking threads of the runtime, so a paused test clock does not jump ahead while
         // a run is going.
-        let thread = self.runtime.spawn_blocking(move || shared.work(slot.as_ref()));
+        let thread = self
+            .runtime
+            .spawn_blocking(move || shared.work(slot.as_ref()));
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         threads.retain(|t| !t.is_finished());
         threads.push(thread);

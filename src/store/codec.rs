@@ -23,8 +23,38 @@ pub(super) const RUN_COLUMNS: &str =
 pub(super) const AUDIT_COLUMNS: &str = "at, user, action, job, detail";
 
 /// A time as stored: RFC 3339, UTC, milliseconds, so that text order is time order.
+///
+/// Written digit by digit: the history writer formats several times per run, and chrono's
+/// general formatter costs several times more. Years outside 0–9999 take chrono's way.
 pub(super) fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    use chrono::{Datelike as _, Timelike as _};
+    let Ok(year) = u32::try_from(t.year()) else {
+        return t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    };
+    if year > 9999 {
+        return t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    }
+    // A leap second shows as nanoseconds past 1e9; chrono writes it as second 60.
+    let (second, millis) = match t.nanosecond() {
+        n if n >= 1_000_000_000 => (60, (n - 1_000_000_000) / 1_000_000),
+        n => (t.second(), n / 1_000_000),
+    };
+    let mut out = String::with_capacity(24);
+    let mut digits = |value: u32, width: u32, after: char| {
+        for place in (0..width).rev() {
+            let digit = (value / 10u32.pow(place)) % 10;
+            out.push(char::from_digit(digit, 10).unwrap_or('0'));
+        }
+        out.push(after);
+    };
+    digits(year, 4, '-');
+    digits(t.month(), 2, '-');
+    digits(t.day(), 2, 'T');
+    digits(t.hour(), 2, ':');
+    digits(t.minute(), 2, ':');
+    digits(second, 2, '.');
+    digits(millis, 3, 'Z');
+    out
 }
 
 /// An optional time as stored.

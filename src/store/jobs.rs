@@ -1,12 +1,13 @@
 //! The `jobs` table: per-job state, operator actions and the scheduler's batched writes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::codec::{self, JOB_COLUMNS};
 use super::{JobState, LiveUpdate, RunRecord, Store, StoreError};
+use crate::fast_hash::FastMap;
 use crate::job::{RunResult, Status};
 
 /// Upsert of a job row with everything a batch did to it: the newest run's `last_*` fields
@@ -210,8 +211,8 @@ impl Store {
 /// What one batch does to one job's row.
 #[derive(Default)]
 struct RowChange<'a> {
-    /// The newest run that was not skipped.
-    last: Option<&'a RunRecord>,
+    /// The newest run that was not skipped: its index in the batch.
+    last: Option<usize>,
     /// The newest error and when it happened.
     error: Option<(&'a str, String)>,
     runs: i64,
@@ -226,21 +227,21 @@ struct RowChange<'a> {
 /// the runs one by one, then the live updates.
 fn row_changes<'a>(runs: &'a [RunRecord], live: &'a [LiveUpdate]) -> Vec<(&'a str, RowChange<'a>)> {
     let mut changes: Vec<(&str, RowChange<'_>)> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: FastMap<&str, usize> = FastMap::default();
     let mut slot = |job: &'a str, changes: &mut Vec<(&'a str, RowChange<'a>)>| {
         *index.entry(job).or_insert_with(|| {
             changes.push((job, RowChange::default()));
             changes.len() - 1
         })
     };
-    for run in runs {
+    for (index, run) in runs.iter().enumerate() {
         let i = slot(&run.job, &mut changes);
         let change = &mut changes[i].1;
         if run.result == RunResult::Skipped {
             change.skips += 1;
             continue;
         }
-        change.last = Some(run);
+        change.last = Some(index);
         change.runs += 1;
         change.oks += i64::from(run.result == RunResult::Ok);
         change.errors += i64::from(run.result.is_failure());
@@ -265,14 +266,21 @@ fn record_in(
     live: &[LiveUpdate],
 ) -> rusqlite::Result<()> {
     let now = codec::time(Utc::now());
+    // Each run's times, formatted once for its history row and its job's row.
+    let times: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| (codec::time(r.started), codec::time(r.scheduled)))
+        .collect();
     // The job rows first: `runs.job` references them.
     let mut upsert_job = tx.prepare_cached(UPSERT_JOB)?;
     for (job, change) in row_changes(runs, live) {
-        let last = change.last;
+        let last = change.last.map(|i| (&runs[i], &times[i]));
+        let last_times = last.map(|(_, t)| t);
+        let last = last.map(|(r, _)| r);
         upsert_job.execute(params![
             job,
-            last.map(|r| codec::time(r.started)),
-            last.map(|r| codec::time(r.scheduled)),
+            last_times.map(|t| t.0.as_str()),
+            last_times.map(|t| t.1.as_str()),
             last.map(|r| r.result.as_str()),
             last.map(|r| codec::millis(r.duration)),
             change.error.as_ref().map(|(e, _)| *e),
@@ -288,11 +296,11 @@ fn record_in(
         ])?;
     }
     let mut insert_run = tx.prepare_cached(INSERT_RUN)?;
-    for run in runs {
+    for (run, (started, scheduled)) in runs.iter().zip(&times) {
         insert_run.execute(params![
             run.job,
-            codec::time(run.scheduled),
-            codec::time(run.started),
+            scheduled,
+            started,
             codec::millis(run.duration),
             run.result.as_str(),
             run.error,

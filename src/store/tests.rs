@@ -304,3 +304,28 @@ fn a_directory_in_the_way_is_reported() {
     let err = Store::open(&blocked).unwrap_err();
     assert!(matches!(err, StoreError::CreateDir { .. }), "{err}");
 }
+
+#[test]
+fn stored_times_are_what_chrono_writes() {
+    use chrono::{NaiveDate, SecondsFormat, TimeDelta, TimeZone as _};
+    let times = [
+        Utc.with_ymd_and_hms(2024, 5, 17, 12, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2023, 10, 12, 1, 2, 3).unwrap() + TimeDelta::microseconds(987_654),
+        Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + TimeDelta::milliseconds(999),
+        Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
+        // A leap second.
+        NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_milli_opt(23, 59, 59, 1_500)
+            .unwrap()
+            .and_utc(),
+    ];
+    for t in times {
+        assert_eq!(
+            super::codec::time(t),
+            t.to_rfc3339_opts(SecondsFormat::Millis, true)
+        );
+    }
+}
