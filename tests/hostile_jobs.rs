@@ -473,3 +473,42 @@ fn every_catalogue_file_is_listed() {
     assert_eq!(on_disk, listed);
     assert!(CATALOGUE.len() >= 40, "{}", CATALOGUE.len());
 }
+
+/// Luau never calls `__gc` for tables or for `newproxy` userdata (only for userdata made by
+/// the host with a destructor): a `__gc` that would loop or resurrect its object never runs.
+#[test]
+fn gc_metamethods_are_never_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_job(
+        dir.path(),
+        "gc.lua",
+        r#"local job = core.job()
+function job.run()
+  local called, kept = 0, {}
+  local mt = { __gc = function(o) called = called + 1 kept[#kept + 1] = o while true do end end }
+  for i = 1, 2000 do
+    setmetatable({}, mt)
+    local p = newproxy(true)
+    getmetatable(p).__gc = mt.__gc
+  end
+  -- Garbage enough for several collection cycles.
+  for i = 1, 20000 do local s = string.rep("g", 1000) .. i end
+  core.log("gc called", called, "resurrected", #kept, "heap KiB", math.floor(collectgarbage("count")))
+  return job.OK
+end
+return job
+"#,
+    );
+    let outcome = runner().run(&RunRequest {
+        timeout: Duration::from_secs(5),
+        ..request(file, "jobs/gc.lua", allowing("gc", vec![]))
+    });
+    assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
+    let line = &outcome.logs[0];
+    assert!(
+        line.starts_with("gc called\t0\tresurrected\t0\theap KiB\t"),
+        "{line}"
+    );
+    let heap: f64 = line.rsplit('\t').next().unwrap().parse().unwrap();
+    assert!(heap < 4096.0, "garbage was collected: {line}");
+}
