@@ -29,6 +29,11 @@ impl Pos {
     }
 }
 
+/// How deeply lists and mappings may nest, aliases included. A `jobs.yaml` needs four
+/// levels; the limit keeps a hostile file (a million nested block lists, or aliases that each
+/// wrap the one before) from exhausting the stack when the tree is walked or dropped.
+pub(super) const MAX_DEPTH: usize = 100;
+
 /// One node of the document with the position where it starts and the character range it
 /// covers (`start..end`, character indices into the text).
 #[derive(Debug, Clone)]
@@ -36,6 +41,8 @@ pub(super) struct Node {
     pub pos: Pos,
     pub start: usize,
     pub end: usize,
+    /// Levels of lists and mappings in it: 0 for a scalar.
+    pub depth: usize,
     pub value: Rc<Value>,
 }
 
@@ -111,11 +118,46 @@ pub(super) fn parse(text: &str) -> Result<Option<Node>, Problem> {
     Ok(builder.root)
 }
 
+/// Moves problems placed past the end of the text to its end, so that every position names a
+/// place in the file: the parser puts the end of a file that lacks a final line break on the
+/// line after it, and so errors and empty nodes there.
+pub(super) fn keep_within(text: &str, problems: &mut [Problem]) {
+    // Lengths in characters of the lines as YAML counts them: `\n`, `\r\n` and `\r` end one.
+    let mut lines = vec![0usize];
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => lines.push(0),
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                lines.push(0);
+            }
+            _ => {
+                if let Some(last) = lines.last_mut() {
+                    *last += 1;
+                }
+            }
+        }
+    }
+    for problem in problems {
+        if problem.line > lines.len() {
+            problem.line = lines.len();
+            problem.column = usize::MAX;
+        }
+        problem.line = problem.line.max(1);
+        problem.column = problem.column.clamp(1, lines[problem.line - 1] + 1);
+    }
+}
+
 /// An open sequence or mapping while its children are being read.
 struct Frame {
     pos: Pos,
     start: usize,
     end: usize,
+    /// The deepest child so far.
+    depth: usize,
     anchor: usize,
     kind: FrameKind,
 }
@@ -158,10 +200,11 @@ impl Builder {
                         pos,
                         start: span.start.index(),
                         end: span.end.index(),
+                        depth: 0,
                         value: Rc::new(value),
                     },
                     anchor,
-                );
+                )?;
             }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id) else {
@@ -177,13 +220,16 @@ impl Builder {
                     pos,
                     start: span.start.index(),
                     end: span.end.index(),
+                    depth: target.depth,
                     value: Rc::clone(&target.value),
                 };
-                self.finish(node, 0);
+                self.finish(node, 0)?;
             }
-            Event::SequenceStart(anchor, _) => self.open(pos, span, anchor, FrameKind::Seq(vec![])),
+            Event::SequenceStart(anchor, _) => {
+                self.open(pos, span, anchor, FrameKind::Seq(vec![]))?;
+            }
             Event::MappingStart(anchor, _) => {
-                self.open(pos, span, anchor, FrameKind::Map(vec![], None));
+                self.open(pos, span, anchor, FrameKind::Map(vec![], None))?;
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(frame) = self.stack.pop() {
@@ -201,9 +247,10 @@ impl Builder {
                         pos: frame.pos,
                         start: frame.start,
                         end,
+                        depth: frame.depth + 1,
                         value: Rc::new(value),
                     };
-                    self.finish(node, frame.anchor);
+                    self.finish(node, frame.anchor)?;
                 }
             }
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
@@ -211,26 +258,42 @@ impl Builder {
         Ok(())
     }
 
-    fn open(&mut self, pos: Pos, span: Span, anchor: usize, kind: FrameKind) {
+    fn open(
+        &mut self,
+        pos: Pos,
+        span: Span,
+        anchor: usize,
+        kind: FrameKind,
+    ) -> Result<(), Problem> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(too_deep(pos));
+        }
         self.stack.push(Frame {
             pos,
             start: span.start.index(),
             end: span.end.index(),
+            depth: 0,
             anchor,
             kind,
         });
+        Ok(())
     }
 
     /// Hands a complete node to its parent (or makes it the root).
-    fn finish(&mut self, node: Node, anchor: usize) {
+    fn finish(&mut self, node: Node, anchor: usize) -> Result<(), Problem> {
+        // An alias can bring in a whole nested tree at once: count it in the parents' depth.
+        if node.depth + self.stack.len() > MAX_DEPTH {
+            return Err(too_deep(node.pos));
+        }
         if anchor != 0 {
             self.anchors.insert(anchor, node.clone());
         }
         let Some(parent) = self.stack.last_mut() else {
             self.root = Some(node);
-            return;
+            return Ok(());
         };
         parent.end = parent.end.max(node.end);
+        parent.depth = parent.depth.max(node.depth);
         match &mut parent.kind {
             FrameKind::Seq(items) => items.push(node),
             FrameKind::Map(entries, pending) => match pending.take() {
@@ -238,6 +301,18 @@ impl Builder {
                 None => *pending = Some(node),
             },
         }
+        Ok(())
+    }
+}
+
+/// The problem of a node nested deeper than [`MAX_DEPTH`].
+fn too_deep(pos: Pos) -> Problem {
+    Problem {
+        line: pos.line,
+        column: pos.column,
+        message: format!(
+            "lists and mappings nested deeper than {MAX_DEPTH} levels (aliases included): expected the few levels of a jobs.yaml"
+        ),
     }
 }
 
