@@ -392,6 +392,11 @@ fn run_catalogue(trials: usize) -> (Vec<Vec<Trial>>, Vec<String>) {
     (all, failures)
 }
 
+/// Bytes in MiB, to a KiB.
+fn mib(bytes: u64) -> f64 {
+    f64::from(u32::try_from(bytes >> 10).unwrap()) / 1024.0
+}
+
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -438,8 +443,8 @@ fn figures(all: &[Vec<Trial>]) -> String {
             pattern.memory >> 20,
             pattern.expect,
             trials.len(),
-            rss as f64 / f64::from(1 << 20),
-            peak as f64 / f64::from(1 << 20),
+            mib(rss),
+            mib(peak),
         );
     }
     out
@@ -465,7 +470,7 @@ fn every_catalogue_file_is_listed() {
     let mut on_disk: Vec<String> = std::fs::read_dir(fixture(""))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".lua"))
+        .filter(|n| Path::new(n).extension().is_some_and(|e| e == "lua"))
         .collect();
     on_disk.sort();
     let mut listed: Vec<String> = CATALOGUE.iter().map(|p| p.file.to_string()).collect();

@@ -172,6 +172,7 @@ struct Setup {
     strict: bool,
 }
 
+#[allow(clippy::too_many_lines)] // one stretch of service and every check of its history
 /// Runs the service for the window, triggering the hostile jobs (when `with_hostile`) again
 /// and again; checks `steady`'s history and returns its lateness figures in milliseconds.
 fn steady_beside(setup: &Setup) -> Vec<f64> {
@@ -287,16 +288,13 @@ fn steady_beside(setup: &Setup) -> Vec<f64> {
 
 fn summary(label: &str, mut lateness: Vec<f64>) {
     lateness.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        let i = ((lateness.len() - 1) as f64 * q).round() as usize;
-        lateness[i]
-    };
+    let at = |percent: usize| lateness[(lateness.len() - 1) * percent / 100];
     println!(
         "{label}: {} runs of steady; started − scheduled: median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
         lateness.len(),
-        at(0.5),
-        at(0.95),
-        at(1.0)
+        at(50),
+        at(95),
+        at(100)
     );
 }
 

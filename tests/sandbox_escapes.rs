@@ -12,6 +12,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -372,7 +373,10 @@ fn lua_5_1_bytecode_is_refused() {
 fn luau_bytecode_is_refused() {
     // Genuine Luau bytecode of a chunk that returns 42, compiled by the same Luau.
     let bytecode = mlua::chunk::Compiler::new().compile("return 42").unwrap();
-    let escaped: String = bytecode.iter().map(|b| format!("\\{b}")).collect();
+    let escaped = bytecode.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "\\{b}");
+        out
+    });
     let outcome = attempt_then_witness(&format!(
         r#"
   attempt("bytecode", function() return loadstring("{escaped}") end)"#
