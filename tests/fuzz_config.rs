@@ -616,7 +616,7 @@ fn key() -> impl Strategy<Value = String> {
         1 => known().prop_map(|k| format!("\"{k}\"")),
         1 => known().prop_map(|k| format!("'{k}'")),
         1 => known().prop_map(|k| format!("!!str {k}")),
-        1 => known().prop_map(|k| k.to_uppercase()),
+        1 => known().prop_map(str::to_uppercase),
         2 => pick(ODD_SCALARS).prop_map(|y| y.inline()),
         1 => "[^\n\r:#]{0,10}",
         1 => Just("? [a, b]".to_string()),
@@ -693,7 +693,7 @@ fn apply(y: &mut Y, mutation: &Mutation) {
         Mutation::Replace(at, value) => y.at(*at, &mut |n| *n = value.clone()),
         Mutation::AnchorAlias(a, b, name) => {
             y.at(*a, &mut |n| {
-                *n = Y::Anchor(name.clone(), Box::new(n.clone()))
+                *n = Y::Anchor(name.clone(), Box::new(n.clone()));
             });
             y.at(*b, &mut |n| *n = Y::Alias(name.clone()));
         }
@@ -792,7 +792,7 @@ fn change_text(text: &mut String, change: &TextChange) {
             let lines: Vec<&str> = text.split('\n').collect();
             let n = i.index(lines.len());
             let mut out: Vec<String> = lines.iter().map(|l| (*l).to_string()).collect();
-            out[n].push_str(&format!(" # {what}"));
+            let _ = write!(out[n], " # {what}");
             *text = out.join("\n");
         }
     }
@@ -1058,8 +1058,7 @@ fn jobtop_check_reports_mutated_configurations_with_line_and_column() {
         let expected = match config::parse(&file, &text) {
             // The configuration is sound; its job files do not exist, which check reports.
             Ok(config) if config.jobs.is_empty() => 0,
-            Ok(_) => 1,
-            Err(_) => 1,
+            Ok(_) | Err(_) => 1,
         };
         assert_eq!(
             code, expected,

@@ -17,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -367,7 +368,9 @@ fn quoted(text: &str) -> String {
                 out.push(c);
             }
             ' '..='~' => out.push(c),
-            _ => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+            _ => {
+                let _ = write!(out, "\\U{:08X}", u32::from(c));
+            }
         }
     }
     out.push('"');
@@ -426,7 +429,7 @@ fn check_zone(name: &str) -> Result<(), TestCaseError> {
     match config::parse(Path::new(FILE), &text) {
         Ok(config) => {
             prop_assert!(real, "accepted the zone {name:?}");
-            prop_assert_eq!(config.service.timezone.map(|z| z.name()), Some(name));
+            prop_assert_eq!(config.service.timezone.map(chrono_tz::Tz::name), Some(name));
         }
         Err(ConfigError::Invalid { problems, .. }) => {
             prop_assert!(!real, "rejected the zone {name:?}: {problems:?}");
@@ -483,7 +486,7 @@ fn check_try_args(flag: &str, value: &str) -> Result<(), TestCaseError> {
                 }
                 "timeout" => prop_assert_eq!(Some(args.timeout), expected_duration(value)),
                 "memory" => prop_assert_eq!(Ok(args.memory), expected_size(value)),
-                _ => prop_assert_eq!(args.tz.map(|z| z.name()), Some(value)),
+                _ => prop_assert_eq!(args.tz.map(chrono_tz::Tz::name), Some(value)),
             }
         }
         Err(e) => {

@@ -135,7 +135,7 @@ impl Conn {
                 return Line::Timeout;
             }
             self.stream.set_read_timeout(Some(left)).unwrap();
-            let mut buf = [0u8; 64 * 1024];
+            let mut buf = vec![0u8; 64 * 1024];
             match self.stream.read(&mut buf) {
                 Ok(0) => return Line::Eof,
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
@@ -456,11 +456,7 @@ fn fuzz_service(messages: u32, huge: u32) -> Tally {
         ..RunnerConfig::default()
     });
     let strategy = message();
-    let every = if huge == 0 {
-        u32::MAX
-    } else {
-        (messages / huge).max(1)
-    };
+    let every = messages.checked_div(huge).map_or(u32::MAX, |e| e.max(1));
     let mut long_lines = 0;
     for n in 0..messages {
         let line = if n % every == every - 1 && long_lines < huge {

@@ -5,9 +5,9 @@
 //!   worker threads) with a manual wall clock that the tests step: every run is counted and
 //!   its scheduled time checked, so a double run, a stuck job or a burst fails the test.
 //! * The time helpers through the real runtime (`JobRunner`, `LocalZone::Named`) at every
-//!   second across both transitions of Europe/Berlin, America/New_York, Australia/Sydney,
-//!   Australia/Adelaide (half-hour offset), Australia/Lord_Howe (a half-hour DST step) and
-//!   Asia/Kolkata (no DST): each value compared with chrono-tz's own `strftime` and with
+//!   second across both transitions of `Europe/Berlin`, `America/New_York`,
+//!   `Australia/Sydney`, `Australia/Adelaide` (half-hour offset), `Australia/Lord_Howe` (a
+//!   half-hour DST step) and `Asia/Kolkata` (no DST): each value compared with chrono-tz's own `strftime` and with
 //!   offsets written down here from the zones' published rules.
 //! * The scheduler with `service.timezone` across each of those transitions: a 1 s job runs
 //!   exactly once a second, and its local-time helpers step as the zone does.
@@ -241,8 +241,7 @@ async fn wall_clock_jumps_of_an_hour_neither_double_stall_nor_burst_a_1s_job() {
         // The offset in force when the run came due.
         let offset = jumps
             .iter()
-            .filter(|(at, _)| at < at_ms)
-            .last()
+            .rfind(|(at, _)| at < at_ms)
             .map_or(0, |(_, o)| *o);
         assert_eq!(
             run.scheduled,
