@@ -517,3 +517,91 @@ return job
     let heap: f64 = line.rsplit('\t').next().unwrap().parse().unwrap();
     assert!(heap < 4096.0, "garbage was collected: {line}");
 }
+
+/// Arguments meant to crash jobtop's functions or Luau's libraries (cyclic and very deep
+/// tables for JSON, absurd widths and sizes, NaN durations) are refused with a message; the
+/// process and the runner carry on.
+#[test]
+fn hostile_arguments_are_refused_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_job(
+        dir.path(),
+        "args.lua",
+        r##"local job = core.job()
+local function try(label, f)
+  local ok, a, b = pcall(f)
+  core.log(label, tostring(ok), (tostring(a):gsub("\n.*", "")), tostring(b))
+end
+function job.run()
+  local cyclic = {} cyclic.me = cyclic
+  local deep = {} local c = deep for i = 1, 100000 do c[1] = {} c = c[1] end
+  try("encode cyclic", function() return core.json.encode(cyclic) end)
+  try("encode deep", function() return core.json.encode(deep) end)
+  try("decode deep", function() return core.json.decode(string.rep("[", 1e5) .. string.rep("]", 1e5)) end)
+  try("safe cyclic", function() return core.json_safe.encode(cyclic) end)
+  try("state cyclic", function() return core.state.set("k", cyclic) end)
+  try("format width", function() return string.format("%099999999999d", 1) end)
+  try("unpack", function() return select("#", unpack({}, 1, 1e7)) end)
+  try("buffer", function() return buffer.readstring(buffer.create(4), 0, 2^31) end)
+  try("tostring", function() print(setmetatable({}, { __tostring = function() return {} end })) end)
+  try("sleep nan", function() return core.sleep(0/0) end)
+  try("exec nan", function() return core.exec("true", {}, { timeout = 0/0 }) end)
+  try("pack", function() return string.pack("i17", 1) end)
+  return job.OK
+end
+return job
+"##,
+    );
+    let mut runner = runner();
+    let outcome = runner.run(&RunRequest {
+        timeout: Duration::from_secs(10),
+        memory: MEMORY,
+        ..request(
+            file,
+            "jobs/args.lua",
+            allowing("args", vec![Capability::Exec]),
+        )
+    });
+    assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
+    let expected = [
+        (
+            "encode cyclic",
+            "false\tjobs/args.lua:9: cannot encode table as JSON",
+        ),
+        (
+            "encode deep",
+            "false\tjobs/args.lua:10: cannot encode table as JSON",
+        ),
+        ("decode deep", "false\tjobs/args.lua:11: invalid JSON"),
+        ("safe cyclic", "true\tnil\tcannot encode table as JSON"),
+        ("state cyclic", "true\tnil\t"),
+        ("format width", "false\tjobs/args.lua:14: invalid format"),
+        (
+            "unpack",
+            "false\tjobs/args.lua:15: too many results to unpack",
+        ),
+        ("buffer", "false\tjobs/args.lua:16: invalid argument #3"),
+        ("tostring", "false\t"),
+        ("sleep nan", "false\t"),
+        ("exec nan", "true\tnil\t"),
+        (
+            "pack",
+            "false\tjobs/args.lua:20: integral size (17) out of limits",
+        ),
+    ];
+    for (label, start) in expected {
+        let line = outcome
+            .logs
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{label}\t")))
+            .unwrap_or_else(|| panic!("no {label}: {outcome:?}"));
+        assert!(line.starts_with(start), "{label}: {line}");
+    }
+    let ok = write_job(
+        dir.path(),
+        "ok.lua",
+        "local job = core.job() function job.run() return job.OK end return job",
+    );
+    let again = runner.run(&request(ok, "jobs/ok.lua", allowing("ok", vec![])));
+    assert_eq!(again.result, RunResult::Ok, "{again:?}");
+}
