@@ -605,3 +605,55 @@ return job
     let again = runner.run(&request(ok, "jobs/ok.lua", allowing("ok", vec![])));
     assert_eq!(again.result, RunResult::Ok, "{again:?}");
 }
+
+/// `log_gigabyte.lua` given time enough to print more than 1 GiB: the run still ends at its
+/// timeout, keeps 1000 lines cut to 4 KiB and a line counting the rest, and the process's
+/// memory barely moves.
+#[test]
+fn a_gigabyte_of_log_is_kept_bounded() {
+    let timeout = Duration::from_secs(4);
+    let req = RunRequest {
+        timeout,
+        memory: MEMORY,
+        ..request(
+            fixture("log_gigabyte.lua"),
+            "jobs/log_gigabyte.lua",
+            allowing("flood", vec![]),
+        )
+    };
+    let before = status_kib("VmRSS:") << 10;
+    reset_peak();
+    let clock = Instant::now();
+    let outcome = runner().run(&req);
+    let took = clock.elapsed();
+    let growth = (status_kib("VmHWM:") << 10).saturating_sub(before);
+    assert_eq!(outcome.result, RunResult::Timeout, "{:?}", outcome.error);
+    assert!(took <= timeout + SLACK, "{took:?}");
+    assert_eq!(outcome.logs.len(), MAX_LOG_LINES + 1);
+    let last = outcome.logs.last().unwrap();
+    let dropped: usize = last
+        .strip_prefix('[')
+        .and_then(|l| l.split_once(' '))
+        .map(|(n, _)| n.parse().unwrap())
+        .unwrap_or_else(|| panic!("{last}"));
+    // Lines 1..=1024 are 1 MiB each, the later ones 2 MiB.
+    let printed = MAX_LOG_LINES + dropped;
+    assert!(
+        printed > 1024,
+        "only {printed} lines of 1 MiB or more printed"
+    );
+    for line in &outcome.logs[..MAX_LOG_LINES] {
+        assert!(
+            line.len() <= MAX_LOG_LINE_BYTES + CUT_MARK.len(),
+            "{}",
+            line.len()
+        );
+        assert!(line.ends_with(CUT_MARK));
+    }
+    assert!(growth < 64 << 20, "peak RSS grew by {} MiB", growth >> 20);
+    println!(
+        "{printed} lines (over {} GiB) printed in {took:?}; peak RSS growth {:.1} MiB",
+        printed.min(1024) / 1024 + printed.saturating_sub(1024) * 2 / 1024,
+        mib(growth)
+    );
+}
