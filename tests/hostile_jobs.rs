@@ -634,8 +634,7 @@ fn a_gigabyte_of_log_is_kept_bounded() {
     let dropped: usize = last
         .strip_prefix('[')
         .and_then(|l| l.split_once(' '))
-        .map(|(n, _)| n.parse().unwrap())
-        .unwrap_or_else(|| panic!("{last}"));
+        .map_or_else(|| panic!("{last}"), |(n, _)| n.parse().unwrap());
     // Lines 1..=1024 are 1 MiB each, the later ones 2 MiB.
     let printed = MAX_LOG_LINES + dropped;
     assert!(
