@@ -1206,3 +1206,31 @@ fn long_fuzz_config() {
     );
     assert_eq!(inputs, u64::from(total));
 }
+
+/// Found while fuzzing large inputs: in a file that is not all ASCII, every job's entry text
+/// was cut out by counting characters from the start of the file, so 10,000 jobs and one `é`
+/// took seconds (quadratic). The offsets are now worked out once; the entry texts must still
+/// be cut at the right characters.
+#[test]
+fn entry_texts_of_a_large_non_ascii_file_are_cut_at_the_right_characters() {
+    let mut text = String::from("# é — jobs\njobs:\n");
+    for i in 0..5000 {
+        let _ = writeln!(
+            text,
+            "  - name: job{i}   # näme {i}\n    path: ü{i}.lua\n    interval: {}s",
+            i + 1
+        );
+    }
+    let config = config::parse(Path::new(FILE), &text).unwrap();
+    assert_eq!(config.jobs.len(), 5000);
+    for (i, job) in config.jobs.iter().enumerate() {
+        assert_eq!(
+            job.entry_yaml,
+            format!(
+                "name: job{i}   # näme {i}\npath: ü{i}.lua\ninterval: {}s",
+                i + 1
+            )
+        );
+        assert_eq!(job.path, format!("ü{i}.lua"));
+    }
+}
