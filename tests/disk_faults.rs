@@ -452,3 +452,169 @@ fn a_read_only_state_directory_is_refused_clearly_without_damage() {
     stop(&mut serve, Duration::from_secs(15));
     drop(disk);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. A state directory without write permission (chmod 0500), for a user that is not root
+// (permission bits do not bind root, so the test runs jobtop as a throwaway user).
+
+/// A throwaway Unix user made with `useradd`; removed (with its group) when dropped.
+struct ThrowawayUser {
+    name: String,
+    uid: String,
+    gid: String,
+}
+
+impl ThrowawayUser {
+    fn create() -> Result<ThrowawayUser, String> {
+        if !common::faults::is_root() {
+            return Err("not root: useradd needs root".into());
+        }
+        let name = format!("jtro{}", std::process::id());
+        let out = std::process::Command::new("useradd")
+            .args(["-M", "-U", "-s", "/bin/sh", &name])
+            .output()
+            .map_err(|e| format!("cannot run useradd: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("useradd {name}: {}", text(&out.stderr).trim()));
+        }
+        let id = |flag: &str| {
+            let out = std::process::Command::new("id")
+                .arg(flag)
+                .arg(&name)
+                .output()
+                .unwrap();
+            text(&out.stdout).trim().to_string()
+        };
+        Ok(ThrowawayUser {
+            uid: id("-u"),
+            gid: id("-g"),
+            name,
+        })
+    }
+
+    /// `program ARGS` as this user, in `dir`.
+    fn command(&self, program: &Path) -> std::process::Command {
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--clear-groups")
+            .arg(program);
+        command
+    }
+}
+
+impl Drop for ThrowawayUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.name)
+            .output();
+        let _ = std::process::Command::new("groupdel")
+            .arg(&self.name)
+            .output();
+    }
+}
+
+#[test]
+fn a_state_directory_without_write_permission_is_refused_clearly() {
+    use std::os::unix::fs::PermissionsExt;
+    let test = "a_state_directory_without_write_permission_is_refused_clearly";
+    let user = match ThrowawayUser::create() {
+        Ok(u) => u,
+        Err(why) => return skip(test, &why),
+    };
+    // The binary, somewhere the user can run it; the sandbox, owned by the user.
+    let bins = tempfile::tempdir().unwrap();
+    fs::set_permissions(bins.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let jobtop = bins.path().join("jobtop");
+    fs::copy(common::process::BIN, &jobtop).unwrap();
+    fs::set_permissions(&jobtop, fs::Permissions::from_mode(0o755)).unwrap();
+    let sandbox = Sandbox::with_cli(
+        CLI,
+        &ok_jobs_yaml(&["on", "off"], "200ms"),
+        &[("ok.lua", OK_JOB)],
+    );
+    let chown = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", user.uid, user.gid))
+        .arg(sandbox.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let as_user = |args: &[&str]| {
+        let mut command = user.command(&jobtop);
+        command
+            .args(args)
+            .arg("--config")
+            .arg(sandbox.config())
+            .current_dir(sandbox.path())
+            .env_remove("JOBTOP_LOG");
+        common::process::run(
+            command,
+            &format!("jobtop {args:?} as {}", user.name),
+            CLI.deadline,
+        )
+    };
+    // A state directory with history and an acknowledged cancellation, made by the user.
+    let stderr_path = sandbox.path().join("serve-user.err");
+    let mut command = user.command(&jobtop);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(sandbox.config())
+        .current_dir(sandbox.path())
+        .env_remove("JOBTOP_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&stderr_path).unwrap());
+    let serve = Serve {
+        child: common::process::spawn(&mut command),
+        stderr_path,
+        socket: sandbox.socket(),
+        started: Instant::now(),
+        term_on_drop: false,
+    };
+    let mut serve = common::faults::wait_ready(serve, Duration::from_secs(20));
+    sandbox.wait_job("on", Duration::from_secs(10), |j| runs(j) >= 2);
+    assert_ok(&as_user(&["cancel", "off"]), "cancel off");
+    stop(&mut serve, Duration::from_secs(15));
+    let before = fs::read(db_path(&sandbox)).unwrap();
+
+    let dir = sandbox.state_dir();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o500)).unwrap();
+    let out = as_user(&["serve"]);
+    let said = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "serve started: {said}");
+    assert!(
+        said.contains(&dir.display().to_string()) && !said.contains("panicked"),
+        "serve names the state directory: {said}"
+    );
+    let lower = said.to_lowercase();
+    assert!(
+        (lower.contains("read-only") || lower.contains("permission denied"))
+            && (lower.contains("expected") || lower.contains("make") || lower.contains("check")),
+        "serve says what is wrong and what is expected: {said}"
+    );
+    eprintln!("serve, state directory 0500: {}", said.trim());
+    for args in [["cancel", "on"], ["activate", "off"]] {
+        let out = as_user(&args);
+        let said = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?} succeeded: {said}");
+        assert!(
+            said.contains(&dir.display().to_string()),
+            "{args:?}: {said}"
+        );
+        eprintln!("{}, state directory 0500: {}", args.join(" "), said.trim());
+    }
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(
+        fs::read(db_path(&sandbox)).unwrap(),
+        before,
+        "the database file changed"
+    );
+    let conn = open_db(&db_path(&sandbox));
+    assert_eq!(integrity(&conn), "ok");
+    let flags = deactivated_flags(&conn);
+    assert_eq!(flags.get("off"), Some(&true));
+    assert_eq!(flags.get("on"), Some(&false));
+}
