@@ -7,7 +7,8 @@
 //!
 //! Memory is the process's peak resident set (`VmHWM` of `/proc/self/status`, reset before
 //! each run through `/proc/self/clear_refs`) over what it was before the run. The scripts run
-//! one after another in one test, so nothing else of this binary runs beside them.
+//! one after another in one test, and the tests of this file that run job files take turns, so
+//! nothing else of this binary runs beside them.
 //!
 //! `catalogue_is_stopped_and_bounded` tries each script once; the long version
 //! (`cargo test --test hostile_jobs -- --ignored --nocapture`) tries each five times and prints
@@ -42,6 +43,16 @@ const SLACK: Duration = Duration::from_millis(100);
 const RSS_BOUND: u64 = 256 << 20;
 /// What a cut log line ends with.
 const CUT_MARK: &str = " … [line cut]";
+
+/// Held by every test of this file that runs job files, so that the memory and time of one
+/// are not another's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// What a script needs besides the runtime.
 #[derive(Clone, Copy, PartialEq)]
@@ -452,6 +463,7 @@ fn figures(all: &[Vec<Trial>]) -> String {
 
 #[test]
 fn catalogue_is_stopped_and_bounded() {
+    let _serial = one_at_a_time();
     let (all, failures) = run_catalogue(1);
     println!("{}", figures(&all));
     assert!(failures.is_empty(), "{failures:#?}");
@@ -460,6 +472,7 @@ fn catalogue_is_stopped_and_bounded() {
 #[test]
 #[ignore = "the long version: five trials of each script, with figures"]
 fn catalogue_figures() {
+    let _serial = one_at_a_time();
     let (all, failures) = run_catalogue(5);
     println!("{}", figures(&all));
     assert!(failures.is_empty(), "{failures:#?}");
@@ -483,6 +496,7 @@ fn every_catalogue_file_is_listed() {
 /// the host with a destructor): a `__gc` that would loop or resurrect its object never runs.
 #[test]
 fn gc_metamethods_are_never_called() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let file = write_job(
         dir.path(),
@@ -523,6 +537,7 @@ return job
 /// process and the runner carry on.
 #[test]
 fn hostile_arguments_are_refused_without_harm() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let file = write_job(
         dir.path(),
@@ -611,6 +626,7 @@ return job
 /// memory barely moves.
 #[test]
 fn a_gigabyte_of_log_is_kept_bounded() {
+    let _serial = one_at_a_time();
     let timeout = Duration::from_secs(4);
     let req = RunRequest {
         timeout,
