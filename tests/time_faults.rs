@@ -568,3 +568,48 @@ fn a_zone_without_dst_is_a_fixed_offset_all_year() {
         assert_eq!(logs[1], expected_line(&shifted), "{instant}");
     }
 }
+
+/// `jobtop try --at T --tz ZONE` (the built binary) one second before and at each transition:
+/// its header shows the local wall time and zone abbreviation chrono-tz gives, and the
+/// helpers' local line the hour and minute written down above.
+#[test]
+fn try_at_each_transition_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::runner::write_job(dir.path(), "clock.lua", CLOCK_JOB);
+    for t in TRANSITIONS {
+        for (second, (hour, minute)) in [(-1i64, t.before), (0, t.after)] {
+            let at = utc(t.at) + chrono::Duration::seconds(second);
+            let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let out = std::process::Command::new(common::process::BIN)
+                .arg("try")
+                .arg(&file)
+                .args(["--at", &at_text, "--tz", t.zone.name()])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let local = at.with_timezone(&t.zone).format("%Y-%m-%d %H:%M:%S %Z");
+            assert!(
+                stdout.contains(&format!("(local: {local}, {})", t.zone.name())),
+                "{at_text} in {}: {stdout}",
+                t.zone
+            );
+            let helpers = format!("  │ {minute}\t{hour}\t");
+            assert_eq!(
+                stdout.lines().filter(|l| l.starts_with(&helpers)).count(),
+                if (hour, minute) == (at.hour(), at.minute()) {
+                    2
+                } else {
+                    1
+                },
+                "{at_text} in {}: no local line starting {helpers:?}: {stdout}",
+                t.zone
+            );
+        }
+    }
+}
