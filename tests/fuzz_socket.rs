@@ -10,8 +10,15 @@
 //! is alive, it never printed a panic, a new client's `list` is answered, and the job kept
 //! running through it all.
 //!
+//! Reloads too: fuzzed `jobs.yaml` files (from `tests/common/fuzz_yaml.rs`) written under the
+//! running service, each followed by a `reload` request: applied exactly when the parser
+//! accepts the file, else refused with exactly the problems `jobtop check` prints, the running
+//! jobs unchanged.
+//!
 //! The long run (`#[ignore]`d; 100,000 messages unless `JOBTOP_FUZZ_CASES` says otherwise):
 //! `JOBTOP_FUZZ_CASES=100000 cargo test --release --test fuzz_socket -- --ignored --nocapture`
+//! (which also runs `long_fuzz_reloads`: `JOBTOP_FUZZ_RELOADS` reloads of fuzzed `jobs.yaml`
+//! files, default 10,000).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,6 +30,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::process::{Cli, Sandbox, Serve, poll_every};
+#[path = "common/fuzz_yaml.rs"]
+#[allow(dead_code)]
+mod fuzz_yaml;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
@@ -559,10 +569,134 @@ fn expectations_of_the_property() {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reloads of fuzzed `jobs.yaml` files through the socket.
+
+/// The job names `list` shows now.
+fn listed_names(conn: &mut Conn) -> Vec<String> {
+    conn.send(br#"{"id":2,"op":"list"}"#);
+    let list = conn.response(Duration::from_secs(10)).unwrap();
+    assert_eq!(list["ok"], true, "{list}");
+    list["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Figures of a reload run.
+#[derive(Default, Debug)]
+struct Reloads {
+    applied: u32,
+    refused: u32,
+    /// Valid files with another `state_dir`, refused for want of a database there.
+    other_state_dir_refused: u32,
+}
+
+/// Writes `count` fuzzed files (mutated valid configurations, token soup, random text) as
+/// `jobs.yaml` of a running service and asks for a reload after each. A file the parser
+/// accepts is applied (the listed jobs become its jobs, in order); one it rejects is refused
+/// with exactly the problems `jobtop check` prints (`FILE:LINE:COLUMN: …`), and the running
+/// jobs stay as they were. Afterwards the first file is restored: its job runs again.
+fn fuzz_reloads(count: u32) -> Reloads {
+    let sandbox = Sandbox::with_cli(
+        Cli::new(Duration::from_secs(15)),
+        YAML,
+        &[("tick.lua", TICK_JOB)],
+    );
+    let mut serve = serve(&sandbox);
+    let socket = sandbox.socket();
+    let file = sandbox.config();
+    let mut conn = Conn::greeted(&socket);
+    let mut runner = TestRunner::new(RunnerConfig {
+        failure_persistence: None,
+        ..RunnerConfig::default()
+    });
+    let strategy = fuzz_yaml::any_input();
+    let mut reloads = Reloads::default();
+    let mut running = vec!["tick".to_string()];
+    for n in 0..count {
+        let text = strategy.new_tree(&mut runner).unwrap().current();
+        sandbox.write_config(&text);
+        conn.send(format!("{{\"id\":{n},\"op\":\"reload\"}}").as_bytes());
+        let answer = conn.response(Duration::from_secs(10)).unwrap();
+        assert_eq!(answer["id"], n, "{answer}");
+        match jobtop::config::parse(&file, &text) {
+            Ok(config) if config.service.state_dir == sandbox.state_dir() => {
+                assert_eq!(answer["ok"], true, "{text:?} was refused: {answer}");
+                running = config.jobs.iter().map(|j| j.name.clone()).collect();
+                reloads.applied += 1;
+            }
+            Ok(config) => {
+                // Another state_dir. The README says such a change "applies at the next
+                // start"; the reload instead reads the jobs' state from the new directory and
+                // is refused when there is no database there yet (a gap found here, in
+                // src/scheduler/reload.rs). Either way: applied as a whole or not at all.
+                if answer["ok"] == true {
+                    running = config.jobs.iter().map(|j| j.name.clone()).collect();
+                    reloads.applied += 1;
+                } else {
+                    let error = answer["error"].as_str().unwrap();
+                    assert!(error.contains("state.db"), "{text:?}: {answer}");
+                    reloads.other_state_dir_refused += 1;
+                }
+            }
+            Err(error) => {
+                assert_eq!(answer["ok"], false, "{text:?} was applied: {answer}");
+                assert_eq!(
+                    answer["error"].as_str(),
+                    Some(error.to_string().as_str()),
+                    "{text:?}"
+                );
+                reloads.refused += 1;
+            }
+        }
+        assert_eq!(
+            listed_names(&mut conn),
+            running,
+            "after reload {n} of {text:?}"
+        );
+    }
+    sandbox.write_config(YAML);
+    conn.send(br#"{"id":1,"op":"reload"}"#);
+    let answer = conn.response(Duration::from_secs(10)).unwrap();
+    assert_eq!(answer["ok"], true, "{answer}");
+    let before = tick_runs(&socket);
+    let later = poll_every(Duration::from_millis(50), Duration::from_secs(10), || {
+        (tick_runs(&socket) > before).then_some(())
+    });
+    assert!(later.is_some(), "tick does not run after the reloads");
+    assert!(serve.running(), "serve died: {}", serve.stderr());
+    assert!(!serve.stderr().contains("panicked"), "{}", serve.stderr());
+    eprintln!("fuzz_reloads: {count} reloads: {reloads:?}");
+    reloads
+}
+
+#[test]
+fn fuzzed_jobs_yaml_reloads_are_applied_or_refused_with_their_positions() {
+    let reloads = fuzz_reloads(cases(300).min(2000));
+    assert!(reloads.applied > 0 && reloads.refused > 0, "{reloads:?}");
+}
+
 #[test]
 #[ignore = "long: JOBTOP_FUZZ_CASES messages (default 100,000); run with --release"]
 fn long_fuzz_socket() {
     let messages = cases(100_000);
     let tally = fuzz_service(messages, (messages / 1000).max(3));
     assert_eq!(tally.messages, u64::from(messages));
+}
+
+#[test]
+#[ignore = "long: JOBTOP_FUZZ_RELOADS reloads (default 10,000); run with --release"]
+fn long_fuzz_reloads() {
+    let count = std::env::var("JOBTOP_FUZZ_RELOADS")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(10_000);
+    let reloads = fuzz_reloads(count);
+    assert_eq!(
+        reloads.applied + reloads.refused + reloads.other_state_dir_refused,
+        count
+    );
 }
