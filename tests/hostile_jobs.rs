@@ -672,3 +672,80 @@ fn a_gigabyte_of_log_is_kept_bounded() {
         mib(growth)
     );
 }
+
+/// `threads` runaways at once, each on its own thread with its own runner as a worker has,
+/// `rounds` times over; returns the failures and the slowest run.
+fn parallel_runaways(threads: usize, rounds: usize) -> (Vec<String>, Duration) {
+    let scripts = [
+        ("infinite_loop.lua", RunResult::Timeout, MEMORY),
+        ("string_growth.lua", RunResult::Memory, SMALL_MEMORY),
+        ("log_flood.lua", RunResult::Timeout, MEMORY),
+        ("pcall_swallow.lua", RunResult::Timeout, MEMORY),
+        ("xpcall_handler.lua", RunResult::Timeout, MEMORY),
+        ("pattern_captures.lua", RunResult::Timeout, MEMORY),
+        ("tostring_loop.lua", RunResult::Timeout, MEMORY),
+        ("yield_across_pcall.lua", RunResult::Timeout, MEMORY),
+    ];
+    let handles: Vec<_> = scripts
+        .into_iter()
+        .cycle()
+        .take(threads)
+        .map(|(file, expect, memory)| {
+            thread::spawn(move || {
+                let mut runner = runner();
+                let mut seen = Vec::new();
+                for _ in 0..rounds {
+                    let req = RunRequest {
+                        timeout: TIMEOUT,
+                        memory,
+                        ..request(fixture(file), format!("jobs/{file}"), allowing("p", vec![]))
+                    };
+                    let clock = Instant::now();
+                    let outcome = runner.run(&req);
+                    seen.push((outcome.result, clock.elapsed()));
+                }
+                (file, expect, seen)
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    let mut worst = Duration::ZERO;
+    for handle in handles {
+        let (file, expect, seen) = handle.join().unwrap();
+        for (result, took) in seen {
+            worst = worst.max(took);
+            if result != expect || took > TIMEOUT + SLACK {
+                failures.push(format!(
+                    "{file}: {result} after {took:?} (expected {expect})"
+                ));
+            }
+        }
+    }
+    (failures, worst)
+}
+
+/// Four runaways at once (twice the CPUs of the machine this was written on), three times
+/// over: every one is stopped within its timeout plus the margin, with the right result.
+#[test]
+fn parallel_runaways_are_all_stopped() {
+    let _serial = one_at_a_time();
+    let (failures, worst) = parallel_runaways(4, 3);
+    println!("4 parallel runaways × 3: the slowest returned after {worst:?}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+#[ignore = "the long version: 2, 4 and 8 runaways at once, 10 rounds each, with figures"]
+fn parallel_runaway_figures() {
+    let _serial = one_at_a_time();
+    let mut all = Vec::new();
+    for threads in [2, 4, 8] {
+        let (failures, worst) = parallel_runaways(threads, 10);
+        println!(
+            "{threads} parallel runaways × 10: the slowest returned after {worst:?}, {} over timeout + {SLACK:?}",
+            failures.len()
+        );
+        all.extend(failures);
+    }
+    assert!(all.is_empty(), "{all:#?}");
+}
