@@ -533,8 +533,8 @@ return job
 }
 
 /// Arguments meant to crash jobtop's functions or Luau's libraries (cyclic and very deep
-/// tables for JSON, absurd widths and sizes, NaN durations) are refused with a message; the
-/// process and the runner carry on.
+/// tables for JSON, absurd widths and sizes, NaN durations and dates, 100 000 nested `pcall`s,
+/// 10 000 nested coroutines) are refused with a message; the process and the runner carry on.
 #[test]
 fn hostile_arguments_are_refused_without_harm() {
     let _serial = one_at_a_time();
@@ -562,6 +562,18 @@ function job.run()
   try("sleep nan", function() return core.sleep(0/0) end)
   try("exec nan", function() return core.exec("true", {}, { timeout = 0/0 }) end)
   try("pack", function() return string.pack("i17", 1) end)
+  try("date nan", function() return os.date("%c", 0/0) end)
+  try("date huge", function() return os.date("*t", 2^62) end)
+  try("byte range", function() return string.byte(string.rep("x", 1e6), 1, -1) end)
+  try("deep pcall", function()
+    local f
+    f = function(n) if n == 0 then return 0 end return select(2, pcall(f, n - 1)) end
+    return f(100000)
+  end)
+  try("deep coroutines", function()
+    local function nest(n) if n == 0 then return 0 end return coroutine.wrap(nest)(n - 1) end
+    return nest(10000)
+  end)
   return job.OK
 end
 return job
@@ -603,6 +615,14 @@ return job
             "pack",
             "false\tjobs/args.lua:20: integral size (17) out of limits",
         ),
+        ("date nan", "true\tnil\t"),
+        ("date huge", "true\tnil\t"),
+        (
+            "byte range",
+            "false\tjobs/args.lua:23: stack overflow (string slice too long)",
+        ),
+        ("deep pcall", "true\tC stack overflow\t"),
+        ("deep coroutines", "false\tjobs/args.lua:30: "),
     ];
     for (label, start) in expected {
         let line = outcome
