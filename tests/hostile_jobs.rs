@@ -536,6 +536,7 @@ return job
 /// tables for JSON, absurd widths and sizes, NaN durations and dates, 100 000 nested `pcall`s,
 /// 10 000 nested coroutines) are refused with a message; the process and the runner carry on.
 #[test]
+#[allow(clippy::too_many_lines)] // the job file and its table of expected answers
 fn hostile_arguments_are_refused_without_harm() {
     let _serial = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
