@@ -289,6 +289,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     };
     let base_dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
     let invalid = |mut problems: Vec<Problem>| {
+        yaml::keep_within(text, &mut problems);
         problems.sort_by_key(|p| (p.line, p.column));
         ConfigError::Invalid {
             file: file.to_path_buf(),

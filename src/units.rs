@@ -18,7 +18,9 @@ pub enum UnitError {
     )]
     BadSize(String),
     /// A size too large to represent.
-    #[error("size {0:?} is too large")]
+    #[error(
+        "size {0:?} is too large: expected a size below 16 EiB (2^64 bytes), such as 512KiB, 64MiB or 1GiB"
+    )]
     SizeTooLarge(String),
 }
 

@@ -77,7 +77,7 @@ pub(super) fn validate(
                 real_root: service.jobs_dir.canonicalize().ok(),
             };
             for (index, item) in items.iter().enumerate() {
-                if let Some(job) = job(&mut check, index, item, source, &context, &mut names) {
+                if let Some(job) = job(&mut check, index, item, &source, &context, &mut names) {
                     jobs.push(job);
                 }
             }
@@ -208,7 +208,7 @@ fn job(
     check: &mut Checker,
     index: usize,
     node: &Node,
-    source: Source<'_>,
+    source: &Source<'_>,
     jobs: &JobsContext<'_>,
     names: &mut HashMap<String, usize>,
 ) -> Option<JobSpec> {

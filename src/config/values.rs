@@ -245,9 +245,6 @@ impl Checker {
             _ => units::parse_size(&scalar.text),
         };
         match parsed {
-            Err(e @ UnitError::SizeTooLarge(_)) => {
-                self.report(node.pos, format!("{key} {ctx}: {e}: expected {positive}"));
-            }
             Err(e) => self.report(node.pos, format!("{key} {ctx}: {e}")),
             Ok(0) => self.report(
                 node.pos,

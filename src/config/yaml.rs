@@ -29,6 +29,11 @@ impl Pos {
     }
 }
 
+/// How deeply lists and mappings may nest, aliases included. A `jobs.yaml` needs four
+/// levels; the limit keeps a hostile file (a million nested block lists, or aliases that each
+/// wrap the one before) from exhausting the stack when the tree is walked or dropped.
+pub(super) const MAX_DEPTH: usize = 100;
+
 /// One node of the document with the position where it starts and the character range it
 /// covers (`start..end`, character indices into the text).
 #[derive(Debug, Clone)]
@@ -36,6 +41,8 @@ pub(super) struct Node {
     pub pos: Pos,
     pub start: usize,
     pub end: usize,
+    /// Levels of lists and mappings in it: 0 for a scalar.
+    pub depth: usize,
     pub value: Rc<Value>,
 }
 
@@ -111,11 +118,46 @@ pub(super) fn parse(text: &str) -> Result<Option<Node>, Problem> {
     Ok(builder.root)
 }
 
+/// Moves problems placed past the end of the text to its end, so that every position names a
+/// place in the file: the parser puts the end of a file that lacks a final line break on the
+/// line after it, and so errors and empty nodes there.
+pub(super) fn keep_within(text: &str, problems: &mut [Problem]) {
+    // Lengths in characters of the lines as YAML counts them: `\n`, `\r\n` and `\r` end one.
+    let mut lines = vec![0usize];
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => lines.push(0),
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                lines.push(0);
+            }
+            _ => {
+                if let Some(last) = lines.last_mut() {
+                    *last += 1;
+                }
+            }
+        }
+    }
+    for problem in problems {
+        if problem.line > lines.len() {
+            problem.line = lines.len();
+            problem.column = usize::MAX;
+        }
+        problem.line = problem.line.max(1);
+        problem.column = problem.column.clamp(1, lines[problem.line - 1] + 1);
+    }
+}
+
 /// An open sequence or mapping while its children are being read.
 struct Frame {
     pos: Pos,
     start: usize,
     end: usize,
+    /// The deepest child so far.
+    depth: usize,
     anchor: usize,
     kind: FrameKind,
 }
@@ -158,10 +200,11 @@ impl Builder {
                         pos,
                         start: span.start.index(),
                         end: span.end.index(),
+                        depth: 0,
                         value: Rc::new(value),
                     },
                     anchor,
-                );
+                )?;
             }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id) else {
@@ -177,13 +220,16 @@ impl Builder {
                     pos,
                     start: span.start.index(),
                     end: span.end.index(),
+                    depth: target.depth,
                     value: Rc::clone(&target.value),
                 };
-                self.finish(node, 0);
+                self.finish(node, 0)?;
             }
-            Event::SequenceStart(anchor, _) => self.open(pos, span, anchor, FrameKind::Seq(vec![])),
+            Event::SequenceStart(anchor, _) => {
+                self.open(pos, span, anchor, FrameKind::Seq(vec![]))?;
+            }
             Event::MappingStart(anchor, _) => {
-                self.open(pos, span, anchor, FrameKind::Map(vec![], None));
+                self.open(pos, span, anchor, FrameKind::Map(vec![], None))?;
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(frame) = self.stack.pop() {
@@ -201,9 +247,10 @@ impl Builder {
                         pos: frame.pos,
                         start: frame.start,
                         end,
+                        depth: frame.depth + 1,
                         value: Rc::new(value),
                     };
-                    self.finish(node, frame.anchor);
+                    self.finish(node, frame.anchor)?;
                 }
             }
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
@@ -211,26 +258,42 @@ impl Builder {
         Ok(())
     }
 
-    fn open(&mut self, pos: Pos, span: Span, anchor: usize, kind: FrameKind) {
+    fn open(
+        &mut self,
+        pos: Pos,
+        span: Span,
+        anchor: usize,
+        kind: FrameKind,
+    ) -> Result<(), Problem> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(too_deep(pos));
+        }
         self.stack.push(Frame {
             pos,
             start: span.start.index(),
             end: span.end.index(),
+            depth: 0,
             anchor,
             kind,
         });
+        Ok(())
     }
 
     /// Hands a complete node to its parent (or makes it the root).
-    fn finish(&mut self, node: Node, anchor: usize) {
+    fn finish(&mut self, node: Node, anchor: usize) -> Result<(), Problem> {
+        // An alias can bring in a whole nested tree at once: count it in the parents' depth.
+        if node.depth + self.stack.len() > MAX_DEPTH {
+            return Err(too_deep(node.pos));
+        }
         if anchor != 0 {
             self.anchors.insert(anchor, node.clone());
         }
         let Some(parent) = self.stack.last_mut() else {
             self.root = Some(node);
-            return;
+            return Ok(());
         };
         parent.end = parent.end.max(node.end);
+        parent.depth = parent.depth.max(node.depth);
         match &mut parent.kind {
             FrameKind::Seq(items) => items.push(node),
             FrameKind::Map(entries, pending) => match pending.take() {
@@ -238,6 +301,18 @@ impl Builder {
                 None => *pending = Some(node),
             },
         }
+        Ok(())
+    }
+}
+
+/// The problem of a node nested deeper than [`MAX_DEPTH`].
+fn too_deep(pos: Pos) -> Problem {
+    Problem {
+        line: pos.line,
+        column: pos.column,
+        message: format!(
+            "lists and mappings nested deeper than {MAX_DEPTH} levels (aliases included): expected the few levels of a jobs.yaml"
+        ),
     }
 }
 
@@ -318,43 +393,42 @@ fn is_float(text: &str) -> bool {
 }
 
 /// The source text with what is known about it once, so per-job slicing stays cheap.
-#[derive(Clone, Copy)]
 pub(super) struct Source<'a> {
     /// The whole file.
     pub text: &'a str,
-    /// Whether it is all ASCII: then character indices are byte offsets.
-    pub ascii: bool,
+    /// The byte offset of every character when the text is not all ASCII (empty when it is:
+    /// then character indices are byte offsets). Worked out once: looking each one up from
+    /// the start made a 10,000-job file with one `é` in a comment take seconds to read.
+    offsets: Vec<usize>,
 }
 
 impl<'a> Source<'a> {
     /// Looks at `text` once.
     pub fn new(text: &'a str) -> Source<'a> {
-        Source {
-            text,
-            ascii: text.is_ascii(),
-        }
+        let offsets = if text.is_ascii() {
+            Vec::new()
+        } else {
+            text.char_indices().map(|(offset, _)| offset).collect()
+        };
+        Source { text, offsets }
     }
 }
 
 /// The text of `start..end` (character indices) of the source.
-fn slice(source: Source<'_>, start: usize, end: usize) -> &str {
+fn slice<'a>(source: &Source<'a>, start: usize, end: usize) -> &'a str {
     let text = source.text;
-    let byte = |index: usize| {
-        text.char_indices()
-            .nth(index)
-            .map_or(text.len(), |(offset, _)| offset)
+    let (start, end) = if source.offsets.is_empty() {
+        (start, end.min(text.len()))
+    } else {
+        let byte = |index: usize| source.offsets.get(index).copied().unwrap_or(text.len());
+        (byte(start), byte(end))
     };
-    if source.ascii {
-        let end = end.min(text.len());
-        return &text[start.min(end)..end];
-    }
-    let (start, end) = (byte(start), byte(end));
     &text[start.min(end)..end]
 }
 
 /// The entry's own text, with the indentation of its block removed from every line after
 /// the first (the first starts at the entry, after its `- `).
-pub(super) fn entry_text(source: Source<'_>, node: &Node) -> String {
+pub(super) fn entry_text(source: &Source<'_>, node: &Node) -> String {
     let raw = slice(source, node.start, node.end);
     let indent = node.pos.column - 1;
     let mut lines = raw.lines();
@@ -408,8 +482,8 @@ mod tests {
         };
         assert_eq!(items[0].pos, Pos { line: 2, column: 5 });
         let source = Source::new(text);
-        assert_eq!(slice(source, items[0].start, items[0].end), "{x: 1}");
-        assert_eq!(slice(source, items[1].start, items[1].end), "é: [1, 2]");
+        assert_eq!(slice(&source, items[0].start, items[0].end), "{x: 1}");
+        assert_eq!(slice(&source, items[1].start, items[1].end), "é: [1, 2]");
     }
 
     #[test]

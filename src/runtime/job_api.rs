@@ -75,6 +75,9 @@ impl RunContext {
             }
             line.truncate(cut);
             line.push_str(" … [line cut]");
+            // Else the kept line holds on to the whole allocation of the long one: a thousand
+            // lines printed from one 64 MiB string would keep 64 GiB outside the Lua heap.
+            line.shrink_to_fit();
         }
         if let Some(sink) = &self.sink {
             sink(&line);
@@ -192,6 +195,10 @@ fn register_helper(
 fn log_line(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     let mut line = String::new();
     for (i, value) in args.iter().enumerate() {
+        if line.len() > MAX_LOG_LINE_BYTES {
+            // The line is cut there anyway: do not copy what follows.
+            break;
+        }
         if i > 0 {
             line.push('\t');
         }

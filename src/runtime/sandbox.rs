@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use mlua::{Lua, Table, Value, VmState};
+use mlua::{Function, Lua, Table, Value, VmState};
 
 use super::job_api::JobApi;
 use super::limits::{RunControl, StopReason};
@@ -30,6 +30,13 @@ pub struct LuaVm {
     current: Rc<RefCell<Option<RunControl>>>,
     /// Memory in use once the state was ready, before any job ran.
     pub base_memory: usize,
+    /// `setfenv(0, env)`: makes `env` the globals of the thread that runs the job.
+    set_thread_globals: Function,
+    /// The thread's globals between runs (the table Luau's sandbox gave it).
+    idle_globals: Table,
+    /// jobtop's own Lua functions reachable by jobs (the `pcall` wrappers, `core.json`), with
+    /// the environment each had when the state was built.
+    host_functions: Vec<(Function, Table)>,
 }
 
 impl LuaVm {
@@ -53,8 +60,14 @@ impl LuaVm {
         install_error_watch(&lua, &current)?;
         core.set_readonly(true);
         globals.raw_set("core", core)?;
+        let host_functions = lua_functions_under(&globals)?;
+        let set_thread_globals = lua
+            .load("local setfenv = ... return function(env) setfenv(0, env) end")
+            .set_name("=jobtop")
+            .call::<Function>(globals.get::<Function>("setfenv")?)?;
         // Freezes every library and the globals table: a run cannot change what the next sees.
         lua.sandbox(true)?;
+        let idle_globals = lua.globals();
 
         let env_meta = lua.create_table()?;
         env_meta.raw_set("__index", globals)?;
@@ -78,16 +91,29 @@ impl LuaVm {
             job_api,
             current,
             base_memory,
+            set_thread_globals,
+            idle_globals,
+            host_functions,
         })
     }
 
     /// A fresh environment for one run: globals it sets vanish with it.
+    ///
+    /// It is also made the globals of the thread that runs the job (what `getfenv(0)`, a
+    /// function of jobtop's and code from `loadstring` see), and jobtop's own Lua functions get
+    /// back the environment they were built with: whatever an earlier run did with
+    /// `setfenv(0, …)` or `setfenv(pcall, …)` is undone, so no run can leave anything behind
+    /// there for the next one, of this job or another.
     ///
     /// # Errors
     /// When Luau cannot allocate the table.
     pub fn new_env(&self) -> mlua::Result<Table> {
         let env = self.lua.create_table()?;
         env.set_metatable(Some(self.env_meta.clone()))?;
+        for (function, original) in &self.host_functions {
+            function.set_environment(original.clone())?;
+        }
+        self.set_thread_globals.call::<()>(&env)?;
         Ok(env)
     }
 
@@ -96,10 +122,36 @@ impl LuaVm {
         *self.current.borrow_mut() = Some(control);
     }
 
-    /// Forgets the run's control.
+    /// Forgets the run's control, and its environment as the thread's globals.
     pub fn end_run(&self) {
         *self.current.borrow_mut() = None;
+        // A state this fails on is one that ran out of memory: it is thrown away anyway.
+        let _ = self.set_thread_globals.call::<()>(&self.idle_globals);
     }
+}
+
+/// Every Lua (not Rust) function in `globals`, its libraries and `core`, with its environment.
+fn lua_functions_under(globals: &Table) -> mlua::Result<Vec<(Function, Table)>> {
+    let mut found = Vec::new();
+    let mut tables = vec![globals.clone()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(table) = tables.pop() {
+        if !seen.insert(table.to_pointer()) {
+            continue;
+        }
+        for pair in table.pairs::<Value, Value>() {
+            match pair?.1 {
+                Value::Table(t) => tables.push(t),
+                Value::Function(f) if f.info().what != "C" => {
+                    if let Some(env) = f.environment() {
+                        found.push((f, env));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn stop_message(reason: StopReason) -> &'static str {

@@ -117,6 +117,38 @@ pub enum StoreError {
         detail: String,
     },
 
+    /// The file system holding the database has no room left (`SQLITE_FULL`, or `SQLite` could
+    /// not grow its `-shm` file). Nothing of the failed write was kept; the database stays as
+    /// it was before it.
+    #[error(
+        "state database {}: {context} failed ({detail}): database or disk is full: free space on the file system holding {}; the failed operation changed nothing in the database",
+        path.display(),
+        dir(path).display()
+    )]
+    Full {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+        /// What `SQLite` said.
+        detail: String,
+    },
+
+    /// `SQLite` got an I/O error from the operating system.
+    #[error(
+        "state database {}: {context} failed: {detail}: check that the file system holding {} has free space, is writable and is not failing",
+        path.display(),
+        dir(path).display()
+    )]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        context: &'static str,
+        /// What `SQLite` said, with its extended error code.
+        detail: String,
+    },
+
     /// Another process held a lock for longer than the busy timeout.
     #[error(
         "state database {} is locked by another process ({detail}): wait for it to finish, or stop the other program using this database",
@@ -166,6 +198,13 @@ pub enum StoreError {
     },
 }
 
+/// The directory of a database file, for messages.
+fn dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 impl StoreError {
     /// Sorts an `SQLite` error by what the operator should do about it.
     pub(super) fn from_sqlite(path: &Path, context: &'static str, err: rusqlite::Error) -> Self {
@@ -178,6 +217,32 @@ impl StoreError {
             Some(ErrorCode::CannotOpen) => return StoreError::CannotOpen { path, detail },
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 return StoreError::Busy { path, detail };
+            }
+            Some(ErrorCode::DiskFull) => {
+                return StoreError::Full {
+                    path,
+                    context,
+                    detail: "SQLITE_FULL".into(),
+                };
+            }
+            Some(ErrorCode::SystemIoFailure) => {
+                let extended = err.sqlite_error().map_or(0, |e| e.extended_code);
+                // SQLite writes to every new page of its `-shm` file so that a full file
+                // system shows as this error, not as a SIGBUS later.
+                if extended == rusqlite::ffi::SQLITE_IOERR_SHMSIZE {
+                    return StoreError::Full {
+                        path,
+                        context,
+                        detail: format!(
+                            "{detail}: could not grow the -shm file, SQLITE_IOERR_SHMSIZE"
+                        ),
+                    };
+                }
+                return StoreError::Io {
+                    path,
+                    context,
+                    detail: format!("{detail} (SQLite extended code {extended})"),
+                };
             }
             _ => {}
         }

@@ -12,5 +12,6 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod faults;
 pub mod process;
 pub mod runner;

@@ -1,0 +1,615 @@
+//! Time faults: the wall clock jumping an hour forward and back under a job that runs every
+//! second, restarts after the clock went back, and daylight-saving transitions.
+//!
+//! * The scheduler on tokio's paused clock (real job files, a real state database, real
+//!   worker threads) with a manual wall clock that the tests step: every run is counted and
+//!   its scheduled time checked, so a double run, a stuck job or a burst fails the test.
+//! * The time helpers through the real runtime (`JobRunner`, `LocalZone::Named`) at every
+//!   second across both transitions of `Europe/Berlin`, `America/New_York`,
+//!   `Australia/Sydney`, `Australia/Adelaide` (half-hour offset), `Australia/Lord_Howe` (a
+//!   half-hour DST step) and `Asia/Kolkata` (no DST): each value compared with chrono-tz's own `strftime` and with
+//!   offsets written down here from the zones' published rules.
+//! * The scheduler with `service.timezone` across each of those transitions: a 1 s job runs
+//!   exactly once a second, and its local-time helpers step as the zone does.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Offset, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use jobtop::config;
+use jobtop::control::{Command, JobEvent, JobView, RunSummary};
+use jobtop::job::RunResult;
+use jobtop::runtime::{JobGrants, LocalZone};
+use jobtop::scheduler::{self, SchedulerOptions, WallClock, database_path};
+use jobtop::store::Store;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Logs the eight helpers in UTC, then in local time, one line each.
+const CLOCK_JOB: &str = "local job = core.job()
+function job.run()
+  core.log(job.minute(), job.hour(), job.day(), job.dayNum(), job.dayMonth(), job.weekNum(), job.month(), job.monthNum())
+  core.log(job:minute(true), job:hour(true), job:day(true), job:dayNum(true), job:dayMonth(true), job:weekNum(true), job:month(true), job:monthNum(true))
+  return job.OK
+end
+return job
+";
+
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// The helpers' line for `t`, from chrono's `strftime` (`%a`, `%u`, `%W`, `%b`), not from
+/// jobtop's calendar code.
+fn expected_line<Z: TimeZone>(t: &DateTime<Z>) -> String
+where
+    Z::Offset: std::fmt::Display,
+{
+    let day = match t.format("%a").to_string().as_str() {
+        "Thu" => "Thur".to_string(),
+        other => other.to_string(),
+    };
+    format!(
+        "{}\t{}\t{day}\t{}\t{}\t{}\t{}\t{}",
+        t.minute(),
+        t.hour(),
+        t.format("%u"),
+        t.day(),
+        t.format("%W").to_string().parse::<u32>().unwrap(),
+        t.format("%b"),
+        t.month()
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// A scheduler on the paused clock with a wall clock the test moves.
+
+struct Harness {
+    dir: tempfile::TempDir,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Receiver<JobEvent>,
+    task: tokio::task::JoinHandle<()>,
+    /// Added to the wall clock, in milliseconds: the test steps it as NTP would.
+    wall_offset_ms: Arc<AtomicI64>,
+}
+
+async fn start(yaml: &str, wall_start: DateTime<Utc>) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("jobs")).unwrap();
+    std::fs::write(dir.path().join("jobs/clock.lua"), CLOCK_JOB).unwrap();
+    std::fs::write(dir.path().join("jobs.yaml"), yaml).unwrap();
+    start_in(dir, wall_start).await
+}
+
+async fn start_in(dir: tempfile::TempDir, wall_start: DateTime<Utc>) -> Harness {
+    let config = config::load(&dir.path().join("jobs.yaml")).unwrap();
+    let store = Store::open(&database_path(&config.service.state_dir)).unwrap();
+    let offset = Arc::new(AtomicI64::new(0));
+    let base = Instant::now();
+    let wall_offset = offset.clone();
+    let wall = WallClock::Manual(Arc::new(move || {
+        wall_start
+            + chrono::Duration::from_std(base.elapsed()).unwrap()
+            + chrono::Duration::milliseconds(wall_offset.load(Ordering::SeqCst))
+    }));
+    let handle = scheduler::start(
+        config,
+        store,
+        SchedulerOptions {
+            grace: Duration::from_secs(2),
+            wall,
+        },
+    )
+    .unwrap();
+    let (reply, subscription) = oneshot::channel();
+    handle
+        .commands
+        .send(Command::Subscribe { reply })
+        .await
+        .unwrap();
+    let subscription = subscription.await.unwrap();
+    Harness {
+        dir,
+        commands: handle.commands,
+        events: subscription.events,
+        task: handle.task,
+        wall_offset_ms: offset,
+    }
+}
+
+impl Harness {
+    /// Every run that finishes within `settle` of real time (the workers are real threads),
+    /// after the virtual clock moved.
+    async fn finished_runs(&mut self) -> Vec<RunSummary> {
+        let mut runs = Vec::new();
+        // Let the scheduler fire, the worker run, and the result come back.
+        let mut quiet = 0;
+        while quiet < 20 {
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_micros(200));
+            match self.events.try_recv() {
+                Ok(JobEvent::Finished { run, .. }) => {
+                    runs.push(run);
+                    quiet = 0;
+                }
+                Ok(_) => quiet = 0,
+                Err(broadcast::error::TryRecvError::Empty) => quiet += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        runs
+    }
+
+    /// Waits (real time, at most 10 s) for exactly one run to finish; fails on a second one.
+    async fn one_run(&mut self) -> RunSummary {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut runs = Vec::new();
+        while runs.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no run within 10 s");
+            runs = self.finished_runs().await;
+        }
+        assert_eq!(runs.len(), 1, "more than one run at once: {runs:#?}");
+        runs.pop().unwrap()
+    }
+
+    async fn job(&self, name: &str) -> JobView {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe { reply })
+            .await
+            .unwrap();
+        answer
+            .await
+            .unwrap()
+            .snapshot
+            .jobs
+            .into_iter()
+            .find(|j| j.name == name)
+            .unwrap()
+    }
+
+    async fn shutdown(self) -> tempfile::TempDir {
+        let (reply, done) = oneshot::channel();
+        self.commands
+            .send(Command::Shutdown { reply })
+            .await
+            .unwrap();
+        let mut done = done;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while done.try_recv().is_err() {
+            assert!(std::time::Instant::now() < deadline, "shutdown hung");
+            std::thread::sleep(Duration::from_millis(1));
+            tokio::task::yield_now().await;
+        }
+        self.task.await.unwrap();
+        self.dir
+    }
+}
+
+fn one_second_job(extra_service: &str) -> String {
+    format!(
+        "service:\n  history:\n    keep_days: 36500\n{extra_service}jobs:\n  - name: clock\n    path: clock.lua\n    interval: 1s\n"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Wall-clock jumps under a 1 s job.
+
+/// The wall clock jumps an hour forward at 10.5 s, back at 20.5 s, forward a quarter second
+/// before a run is due (29.75 s) and back right after one (40 s). The virtual clock moves in quarter seconds; every
+/// quarter is checked: a run exactly when a monotonic second passes, never two, never none,
+/// and its scheduled time the wall clock's reading at that moment.
+#[tokio::test(start_paused = true)]
+async fn wall_clock_jumps_of_an_hour_neither_double_stall_nor_burst_a_1s_job() {
+    let base = utc("2024-01-01T00:00:00Z");
+    let mut h = start(&one_second_job(""), base).await;
+    let hour = 3_600_000;
+    // (when, in ms since start, the offset then set)
+    let jumps = [(10_500, hour), (20_500, 0), (29_750, hour), (40_000, 0)];
+    let mut runs: Vec<(i64, RunSummary)> = Vec::new();
+    let mut now_ms: i64 = 0;
+    while now_ms < 50_000 {
+        for (at, offset) in jumps {
+            if at == now_ms {
+                h.wall_offset_ms.store(offset, Ordering::SeqCst);
+            }
+        }
+        tokio::time::advance(Duration::from_millis(250)).await;
+        now_ms += 250;
+        if now_ms % 1000 == 0 {
+            runs.push((now_ms, h.one_run().await));
+        } else {
+            let got = h.finished_runs().await;
+            assert!(
+                got.is_empty(),
+                "a run off the second at {now_ms} ms: {got:#?}"
+            );
+        }
+    }
+    assert_eq!(runs.len(), 50, "one run per second for 50 s");
+    for (k, (at_ms, run)) in runs.iter().enumerate() {
+        let second = i64::try_from(k).unwrap() + 1;
+        assert_eq!(*at_ms, second * 1000);
+        // The offset in force when the run came due.
+        let offset = jumps
+            .iter()
+            .rfind(|(at, _)| at < at_ms)
+            .map_or(0, |(_, o)| *o);
+        assert_eq!(
+            run.scheduled,
+            base + chrono::Duration::seconds(second) + chrono::Duration::milliseconds(offset),
+            "run {second}"
+        );
+        assert_eq!(run.result, RunResult::Ok);
+        assert_eq!(run.trigger, "schedule");
+        assert_eq!(run.logs[0], expected_line(&run.scheduled), "run {second}");
+    }
+    let job = h.job("clock").await;
+    assert_eq!((job.runs, job.oks, job.skips), (50, 50, 0));
+    assert_eq!(
+        job.next_run,
+        Some(base + chrono::Duration::seconds(51)),
+        "the next run one second on, by the wall clock now"
+    );
+    h.shutdown().await;
+}
+
+/// A run at the moment of a backward jump writes a scheduled time an hour earlier than the
+/// one before: the history keeps both, in the order they ran, and nothing is deduplicated or
+/// skipped because a wall-clock time repeats.
+#[tokio::test(start_paused = true)]
+async fn repeated_wall_clock_times_after_a_backward_jump_are_all_recorded() {
+    let base = utc("2024-01-01T00:00:00Z");
+    let mut h = start(&one_second_job(""), base).await;
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        h.one_run().await;
+    }
+    // Back by 3 s: the next runs are scheduled at wall times that already ran.
+    h.wall_offset_ms.store(-3_000, Ordering::SeqCst);
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        h.one_run().await;
+    }
+    let dir = h.shutdown().await;
+    let store = Store::open_read_only(&dir.path().join(".jobtop/state.db")).unwrap();
+    let history = store.history("clock", 100).unwrap();
+    let mut seconds: Vec<i64> = history
+        .iter()
+        .map(|r| (r.scheduled - base).num_seconds())
+        .collect();
+    seconds.reverse();
+    assert_eq!(seconds, [1, 2, 3, 4, 5, 3, 4, 5, 6, 7]);
+    assert!(history.iter().all(|r| r.result == RunResult::Ok));
+}
+
+/// Restarted after the wall clock went back an hour (the state database's last run is then an
+/// hour in the future): the first run comes one interval after the start, not an hour later.
+/// Restarted after it went forward an hour: one run right away, not 3,600.
+#[tokio::test(start_paused = true)]
+async fn a_restart_across_a_jump_is_neither_stuck_nor_a_burst() {
+    let base = utc("2024-01-01T00:00:00Z");
+    let mut h = start(&one_second_job(""), base).await;
+    for _ in 0..3 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        h.one_run().await;
+    }
+    let dir = h.shutdown().await;
+
+    // Back an hour: last run at base+3s, now base+3s-1h.
+    let back = base + chrono::Duration::seconds(3) - chrono::Duration::hours(1);
+    let mut h = start_in(dir, back).await;
+    assert!(h.finished_runs().await.is_empty(), "a run at start");
+    tokio::time::advance(Duration::from_millis(999)).await;
+    assert!(
+        h.finished_runs().await.is_empty(),
+        "a run before one interval"
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let run = h.one_run().await;
+    assert_eq!(run.scheduled, back + chrono::Duration::seconds(1));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.one_run().await.scheduled,
+        back + chrono::Duration::seconds(2)
+    );
+    let dir = h.shutdown().await;
+
+    // Forward an hour past the last run: one run at once, then on the second.
+    let last = back + chrono::Duration::seconds(2);
+    let forward = last + chrono::Duration::hours(1);
+    let mut h = start_in(dir, forward).await;
+    let run = h.one_run().await;
+    assert_eq!(run.scheduled, forward);
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert!(h.finished_runs().await.is_empty(), "a catch-up burst");
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.one_run().await.scheduled,
+        forward + chrono::Duration::seconds(1)
+    );
+    let job = h.job("clock").await;
+    assert_eq!(job.skips, 0);
+    h.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Daylight-saving transitions.
+
+/// A zone, one of its transitions (the UTC instant), and the local wall time just before and
+/// at it, written down from the zone's rules (not computed with chrono-tz).
+struct Transition {
+    zone: Tz,
+    at: &'static str,
+    /// Local `(hour, minute)` one second before the transition (seconds :59).
+    before: (u32, u32),
+    /// Local `(hour, minute)` at the transition.
+    after: (u32, u32),
+    /// The UTC offset after, in minutes.
+    offset_after: i32,
+}
+
+const TRANSITIONS: &[Transition] = &[
+    // Europe/Berlin: 2024-03-31 02:00 CET → 03:00 CEST; 2024-10-27 03:00 CEST → 02:00 CET.
+    Transition {
+        zone: chrono_tz::Europe::Berlin,
+        at: "2024-03-31T01:00:00Z",
+        before: (1, 59),
+        after: (3, 0),
+        offset_after: 120,
+    },
+    Transition {
+        zone: chrono_tz::Europe::Berlin,
+        at: "2024-10-27T01:00:00Z",
+        before: (2, 59),
+        after: (2, 0),
+        offset_after: 60,
+    },
+    // America/New_York: 2024-03-10 02:00 EST → 03:00 EDT; 2024-11-03 02:00 EDT → 01:00 EST.
+    Transition {
+        zone: chrono_tz::America::New_York,
+        at: "2024-03-10T07:00:00Z",
+        before: (1, 59),
+        after: (3, 0),
+        offset_after: -240,
+    },
+    Transition {
+        zone: chrono_tz::America::New_York,
+        at: "2024-11-03T06:00:00Z",
+        before: (1, 59),
+        after: (1, 0),
+        offset_after: -300,
+    },
+    // Australia/Sydney (southern hemisphere): 2024-04-07 03:00 AEDT → 02:00 AEST;
+    // 2024-10-06 02:00 AEST → 03:00 AEDT.
+    Transition {
+        zone: chrono_tz::Australia::Sydney,
+        at: "2024-04-06T16:00:00Z",
+        before: (2, 59),
+        after: (2, 0),
+        offset_after: 600,
+    },
+    Transition {
+        zone: chrono_tz::Australia::Sydney,
+        at: "2024-10-05T16:00:00Z",
+        before: (1, 59),
+        after: (3, 0),
+        offset_after: 660,
+    },
+    // Australia/Adelaide (half-hour offset): 2024-04-07 03:00 ACDT → 02:00 ACST;
+    // 2024-10-06 02:00 ACST → 03:00 ACDT.
+    Transition {
+        zone: chrono_tz::Australia::Adelaide,
+        at: "2024-04-06T16:30:00Z",
+        before: (2, 59),
+        after: (2, 0),
+        offset_after: 570,
+    },
+    Transition {
+        zone: chrono_tz::Australia::Adelaide,
+        at: "2024-10-05T16:30:00Z",
+        before: (1, 59),
+        after: (3, 0),
+        offset_after: 630,
+    },
+    // Australia/Lord_Howe (DST is half an hour): 2024-04-07 02:00 +11 → 01:30 +10:30;
+    // 2024-10-06 02:00 +10:30 → 02:30 +11.
+    Transition {
+        zone: chrono_tz::Australia::Lord_Howe,
+        at: "2024-04-06T15:00:00Z",
+        before: (1, 59),
+        after: (1, 30),
+        offset_after: 630,
+    },
+    Transition {
+        zone: chrono_tz::Australia::Lord_Howe,
+        at: "2024-10-05T15:30:00Z",
+        before: (1, 59),
+        after: (2, 30),
+        offset_after: 660,
+    },
+    // Asia/Kolkata: no DST, +05:30 all year; "transition" here is local midnight of a new
+    // year (2024-12-31T18:30:00Z), where day, week and month all change.
+    Transition {
+        zone: chrono_tz::Asia::Kolkata,
+        at: "2024-12-31T18:30:00Z",
+        before: (23, 59),
+        after: (0, 0),
+        offset_after: 330,
+    },
+];
+
+/// The two helper lines of one run of the clock job, through the real runtime.
+fn helpers_at(
+    runner: &mut jobtop::runtime::JobRunner,
+    file: &std::path::Path,
+    at: DateTime<Utc>,
+    zone: Tz,
+) -> Vec<String> {
+    let mut request =
+        common::runner::request(file.to_path_buf(), "clock.lua", JobGrants::default());
+    request.scheduled = at;
+    request.zone = LocalZone::Named(zone);
+    let outcome = runner.run(&request);
+    assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
+    outcome.logs
+}
+
+/// Every second from 90 s before each transition to 90 s after: the UTC
+/// helpers and the local ones as chrono-tz's `strftime` has them, and at the transition the
+/// local hour and minute written down above.
+#[test]
+fn helpers_step_correctly_at_every_second_across_dst_transitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::runner::write_job(dir.path(), "clock.lua", CLOCK_JOB);
+    let mut runner = common::runner::runner();
+    let mut checked = 0;
+    for t in TRANSITIONS {
+        let at = utc(t.at);
+        for second in -90i64..=90 {
+            let instant = at + chrono::Duration::seconds(second);
+            let logs = helpers_at(&mut runner, &file, instant, t.zone);
+            let local = instant.with_timezone(&t.zone);
+            assert_eq!(logs[0], expected_line(&instant), "UTC at {instant}");
+            assert_eq!(logs[1], expected_line(&local), "{} at {instant}", t.zone);
+            let fields: Vec<&str> = logs[1].split('\t').collect();
+            let hour_minute = (
+                fields[1].parse::<u32>().unwrap(),
+                fields[0].parse::<u32>().unwrap(),
+            );
+            if second == -1 {
+                assert_eq!(
+                    hour_minute, t.before,
+                    "{} one second before {}",
+                    t.zone, t.at
+                );
+            }
+            if second == 0 {
+                assert_eq!(hour_minute, t.after, "{} at {}", t.zone, t.at);
+                let offset = local.offset().fix().local_minus_utc() / 60;
+                assert_eq!(offset, t.offset_after, "{} after {}", t.zone, t.at);
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, TRANSITIONS.len() * 181);
+}
+
+/// With `service.timezone` set, a 1 s job scheduled across each transition runs exactly once
+/// a second of real (monotonic) time, 21 runs for the 21 s around it; its scheduled UTC times are one
+/// second apart, and its local helpers step as the zone does (an hour lost or repeated
+/// changes nothing in the schedule).
+#[tokio::test(start_paused = true)]
+async fn a_1s_job_runs_once_a_second_across_dst_in_the_scheduler() {
+    for t in TRANSITIONS {
+        let zone = format!("  timezone: {}\n", t.zone.name());
+        // Started 11 s before the transition: the first run 10 s before it.
+        let start_at = utc(t.at) - chrono::Duration::seconds(11);
+        let mut h = start(&one_second_job(&zone), start_at).await;
+        let mut runs = Vec::new();
+        for _ in 0..21 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            runs.push(h.one_run().await);
+        }
+        tokio::time::advance(Duration::from_millis(999)).await;
+        assert!(
+            h.finished_runs().await.is_empty(),
+            "{}: a run off the second",
+            t.zone
+        );
+        for (k, run) in runs.iter().enumerate() {
+            let expected = start_at + chrono::Duration::seconds(i64::try_from(k).unwrap() + 1);
+            assert_eq!(run.scheduled, expected, "{} run {k}", t.zone);
+            assert_eq!(run.logs[0], expected_line(&expected), "{} run {k}", t.zone);
+            assert_eq!(
+                run.logs[1],
+                expected_line(&expected.with_timezone(&t.zone)),
+                "{} run {k} at {expected}",
+                t.zone
+            );
+        }
+        // Runs 9 and 10 (0-based) straddle the transition: the local times written above.
+        let local = |run: &RunSummary| {
+            let f: Vec<u32> = run.logs[1]
+                .split('\t')
+                .take(2)
+                .map(|x| x.parse().unwrap())
+                .collect();
+            (f[1], f[0])
+        };
+        assert_eq!(local(&runs[9]), t.before, "{}", t.zone);
+        assert_eq!(local(&runs[10]), t.after, "{}", t.zone);
+        let job = h.job("clock").await;
+        assert_eq!((job.runs, job.skips), (21, 0), "{}", t.zone);
+        h.shutdown().await;
+    }
+}
+
+/// Kolkata has no DST: across a whole year, at every hour, the local helpers are UTC plus
+/// 5 h 30 min.
+#[test]
+fn a_zone_without_dst_is_a_fixed_offset_all_year() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::runner::write_job(dir.path(), "clock.lua", CLOCK_JOB);
+    let mut runner = common::runner::runner();
+    let start = utc("2024-01-01T00:00:00Z");
+    for hour in (0..366 * 24).step_by(7) {
+        let instant = start + chrono::Duration::hours(hour) + chrono::Duration::minutes(17);
+        let logs = helpers_at(&mut runner, &file, instant, chrono_tz::Asia::Kolkata);
+        let shifted = instant + chrono::Duration::minutes(330);
+        assert_eq!(logs[1], expected_line(&shifted), "{instant}");
+    }
+}
+
+/// `jobtop try --at T --tz ZONE` (the built binary) one second before and at each transition:
+/// its header shows the local wall time and zone abbreviation chrono-tz gives, and the
+/// helpers' local line the hour and minute written down above.
+#[test]
+fn try_at_each_transition_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::runner::write_job(dir.path(), "clock.lua", CLOCK_JOB);
+    for t in TRANSITIONS {
+        for (second, (hour, minute)) in [(-1i64, t.before), (0, t.after)] {
+            let at = utc(t.at) + chrono::Duration::seconds(second);
+            let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let out = std::process::Command::new(common::process::BIN)
+                .arg("try")
+                .arg(&file)
+                .args(["--at", &at_text, "--tz", t.zone.name()])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let local = at.with_timezone(&t.zone).format("%Y-%m-%d %H:%M:%S %Z");
+            assert!(
+                stdout.contains(&format!("(local: {local}, {})", t.zone.name())),
+                "{at_text} in {}: {stdout}",
+                t.zone
+            );
+            let helpers = format!("  │ {minute}\t{hour}\t");
+            assert_eq!(
+                stdout.lines().filter(|l| l.starts_with(&helpers)).count(),
+                if (hour, minute) == (at.hour(), at.minute()) {
+                    2
+                } else {
+                    1
+                },
+                "{at_text} in {}: no local line starting {helpers:?}: {stdout}",
+                t.zone
+            );
+        }
+    }
+}
