@@ -52,6 +52,10 @@ pub struct ServiceConfig {
     pub timezone: Option<chrono_tz::Tz>,
     /// How many runs may go at once; default the number of CPUs, never 0.
     pub workers: usize,
+    /// How far jobs' first runs are spread apart (each by a stable offset below this and below
+    /// its interval); zero, the default, runs every job exactly one interval after it is
+    /// scheduled.
+    pub spread: Duration,
     /// Limits for jobs that do not set their own.
     pub defaults: JobDefaults,
     /// How much run history to keep.
@@ -70,6 +74,7 @@ impl ServiceConfig {
             state_dir: base_dir.join(".jobtop"),
             timezone: None,
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            spread: Duration::ZERO,
             defaults: JobDefaults::default(),
             history: HistoryConfig::default(),
             operators: None,

@@ -285,7 +285,13 @@ impl Scheduler {
         let grants = Arc::new(JobGrants::for_job(&spec, Some(self.state_store.clone())));
         let mut entry = JobEntry::new(spec, display, grants, state);
         let now = Instant::now();
-        let due = first_due(&entry, now, self.wall_now(), at_start);
+        let due = first_due(
+            &entry,
+            now,
+            self.wall_now(),
+            at_start,
+            self.config.service.spread,
+        );
         entry.due = Some(due);
         self.by_name.insert(entry.spec.name.clone(), id);
         self.order.push(id);

@@ -621,3 +621,45 @@ async fn restart_keeps_the_phase() {
     h.assert_no_run().await;
     h.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn spread_staggers_first_runs_within_the_interval_and_keeps_each_phase() {
+    let mut yaml = String::from("service:\n  spread: 1s\njobs:\n");
+    for i in 0..20 {
+        yaml.push_str(&format!(
+            "  - name: job-{i:02}\n    path: tick.lua\n    interval: 1s\n"
+        ));
+    }
+    let mut h = start(&yaml, &[("tick.lua", OK_JOB)]).await;
+    let mut first: std::collections::HashMap<String, DateTime<Utc>> = Default::default();
+    let mut second: std::collections::HashMap<String, DateTime<Utc>> = Default::default();
+    while second.len() < 20 {
+        step(Duration::from_millis(10)).await;
+        while let Ok(event) = h.events.try_recv() {
+            if let JobEvent::Finished { name, run } = event {
+                if first.contains_key(&name) {
+                    second.entry(name).or_insert(run.scheduled);
+                } else {
+                    first.insert(name, run.scheduled);
+                }
+            }
+        }
+    }
+    let one = chrono::Duration::seconds(1);
+    for (name, at) in &first {
+        assert!(
+            *at >= wall_base() + one && *at < wall_base() + one + one,
+            "{name} first ran at {at}, outside the first interval after one interval"
+        );
+        // A slot the paused clock passed while the run was still going is skipped: the next
+        // run is a whole number of intervals later, on the same phase.
+        let gap = second[name] - *at;
+        assert!(
+            gap >= one && gap.subsec_nanos() == 0,
+            "{name} keeps its phase: {gap}"
+        );
+    }
+    let distinct: std::collections::HashSet<_> = first.values().collect();
+    assert!(distinct.len() >= 18, "first runs not spread: {first:?}");
+    h.shutdown().await;
+}

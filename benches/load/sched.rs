@@ -187,8 +187,16 @@ fn temp_config(groups: &[JobGroup<'_>]) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// `jobs` trivial jobs every `interval` for `secs`: start lateness of every run, runs/s,
-/// CPU and memory. `loopers` jobs that loop until their 1 s timeout are added when asked.
-pub async fn lateness(key: &str, jobs: usize, interval: &str, secs: u64, loopers: usize) {
+/// CPU and memory. `loopers` jobs that loop until their 1 s timeout are added when asked;
+/// `spread` sets `service.spread`.
+pub async fn lateness(
+    key: &str,
+    jobs: usize,
+    interval: &str,
+    secs: u64,
+    loopers: usize,
+    spread: Option<&str>,
+) {
     let mut groups = vec![ok_jobs("job", jobs, interval)];
     // Added after the trivial jobs, so each of their due times comes just after theirs.
     if loopers > 0 {
@@ -201,6 +209,12 @@ pub async fn lateness(key: &str, jobs: usize, interval: &str, secs: u64, loopers
         });
     }
     let (_dir, file) = temp_config(&groups);
+    if let Some(spread) = spread {
+        let yaml = std::fs::read_to_string(&file).expect("read jobs.yaml");
+        let yaml = yaml.replacen("service:\n", &format!("service:\n  spread: {spread}\n"), 1);
+        std::fs::write(&file, yaml).expect("write jobs.yaml");
+        println!("{key}: service.spread: {spread}");
+    }
     println!(
         "{key}: {jobs} trivial jobs every {interval}{} for {secs} s, history recorded",
         if loopers > 0 {

@@ -15,6 +15,7 @@ const SERVICE_KEYS: &[&str] = &[
     "state_dir",
     "timezone",
     "workers",
+    "spread",
     "defaults",
     "history",
     "operators",
@@ -140,6 +141,12 @@ fn service(check: &mut Checker, node: Option<&Node>, base_dir: &Path) -> Service
         if let Some(n) = check.whole(node, "workers in service", expected, max) {
             service.workers = usize::try_from(n).unwrap_or(usize::MAX);
         }
+    }
+    if let Some(spread) = f
+        .set("spread")
+        .and_then(|n| check.duration(n, "spread", "in service"))
+    {
+        service.spread = spread;
     }
     if let Some(node) = f.set("defaults") {
         let ctx = "in service.defaults";

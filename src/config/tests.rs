@@ -466,3 +466,16 @@ fn broken_configs_report_exactly_what_they_expect() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn spread_is_a_positive_duration_and_off_by_default() {
+    assert_eq!(ok("jobs: []\n").service.spread, Duration::ZERO);
+    let config = ok("service:\n  spread: 500ms\njobs: []\n");
+    assert_eq!(config.service.spread, Duration::from_millis(500));
+    rejects(
+        "service:\n  spread: 0s\njobs: []\n",
+        2,
+        11,
+        "spread in service is zero",
+    );
+}

@@ -8,26 +8,44 @@ use tokio::time::Instant;
 
 use super::table::JobEntry;
 
-/// The first due time of a job: one interval from now, or its last due time plus one
-/// interval when the state database has one (a time already past means right away).
+/// The first due time of a job: one interval from now (plus its offset under
+/// `service.spread`), or its last due time plus one interval when the state database has one
+/// (a time already past means right away).
 pub(super) fn first_due(
     entry: &JobEntry,
     now: Instant,
     wall_now: DateTime<Utc>,
     at_start: bool,
+    spread: Duration,
 ) -> Instant {
     let interval = entry.spec.interval;
+    let fresh = now + interval + spread_offset(&entry.spec.name, spread.min(interval));
     if entry.spec.run_once && at_start {
-        return now + interval;
+        return fresh;
     }
     let Some(last) = entry.stored.last_scheduled else {
-        return now + interval;
+        return fresh;
     };
     let next_wall = last + chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::MAX);
     match (next_wall - wall_now).to_std() {
         Ok(ahead) => now + ahead.min(interval),
         Err(_) => now,
     }
+}
+
+/// A job's stable offset below `window`, from its name: jobs with the same interval, scheduled
+/// together, come due one after another across the window instead of all at once.
+fn spread_offset(name: &str, window: Duration) -> Duration {
+    use std::hash::{Hash as _, Hasher as _};
+    let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    if window_ns == 0 {
+        return Duration::ZERO;
+    }
+    // SipHash with its fixed keys: the same name gets the same offset on every start.
+    #[allow(deprecated)]
+    let mut hasher = std::hash::SipHasher::new();
+    name.hash(&mut hasher);
+    Duration::from_nanos(hasher.finish() % window_ns)
 }
 
 /// The latest slot on a job's phase (`due` plus whole intervals) that is not after `now`.

@@ -147,25 +147,21 @@ impl RecorderThread {
     fn serve(mut self, inbox: &std_mpsc::Receiver<Record>) {
         let mut batch = Batch::default();
         while let Ok(first) = inbox.recv() {
-            // Gather for a moment: a commit costs far more than a row, and runs come in
-            // bursts. Decisions and reads are written at once (`take` flushes for them).
-            let until = Instant::now() + BATCH_WINDOW;
-            let mut next = Some(first);
-            let mut taken = 0;
-            while let Some(record) = next {
+            self.take(first, &mut batch);
+            if batch.is_pending() {
+                // A run or a status: gather for a moment, since a commit costs far more than a
+                // row and runs come in bursts. Sleeping out the window, rather than waking for
+                // each record, keeps a steady trickle of runs cheap. A decision that comes
+                // meanwhile waits at most the window (`take` writes at once for it).
+                std::thread::sleep(BATCH_WINDOW);
+            }
+            let mut taken = 1;
+            while taken < MAX_BATCH {
+                let Ok(record) = inbox.try_recv() else {
+                    break;
+                };
                 self.take(record, &mut batch);
                 taken += 1;
-                next = if taken < MAX_BATCH {
-                    match inbox.try_recv() {
-                        Ok(record) => Some(record),
-                        Err(std_mpsc::TryRecvError::Empty) if batch.is_pending() => inbox
-                            .recv_timeout(until.saturating_duration_since(Instant::now()))
-                            .ok(),
-                        Err(_) => None,
-                    }
-                } else {
-                    None
-                };
             }
             self.write(&mut batch);
             self.retain_history();

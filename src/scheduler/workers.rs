@@ -122,7 +122,7 @@ struct Shared {
     counts: Mutex<Counts>,
     slots: Mutex<Vec<Arc<CoreSlot>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    monitor: Mutex<Option<std::thread::Thread>>,
+    monitor: std::sync::OnceLock<std::thread::Thread>,
     epoch: Instant,
     cache: Arc<ScriptCache>,
     done: mpsc::UnboundedSender<Done>,
@@ -139,7 +139,7 @@ impl Shared {
     }
 
     fn wake_monitor(&self) {
-        if let Some(monitor) = &*self.monitor.lock().unwrap_or_else(PoisonError::into_inner) {
+        if let Some(monitor) = self.monitor.get() {
             monitor.unpark();
         }
     }
@@ -170,8 +170,9 @@ impl Shared {
             if self.counts().stopping {
                 return;
             }
-            if self.busy.load(Ordering::Acquire) == 0 {
-                // A worker that becomes busy unparks this thread.
+            if self.short_queued.load(Ordering::Acquire) == 0 {
+                // Nothing waits, so nothing can be held back: sleep until a run is queued
+                // while a core thread is busy, or a core thread starts a run while others wait.
                 std::thread::park();
                 continue;
             }
@@ -285,7 +286,8 @@ impl Shared {
             let core_slot = slot.filter(|_| role == Role::Core);
             if let Some(slot) = core_slot {
                 slot.busy_since.store(self.nanos() + 1, Ordering::Release);
-                if self.busy.fetch_add(1, Ordering::AcqRel) == 0 {
+                self.busy.fetch_add(1, Ordering::AcqRel);
+                if self.short_queued.load(Ordering::Acquire) > 0 {
                     self.wake_monitor();
                 }
             }
@@ -412,7 +414,7 @@ impl WorkerPool {
             }),
             slots: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
-            monitor: Mutex::new(None),
+            monitor: std::sync::OnceLock::new(),
             epoch: Instant::now(),
             cache: cache.clone(),
             done: done.clone(),
@@ -426,10 +428,7 @@ impl WorkerPool {
                 .name("jobtop-pool".into())
                 .spawn(move || shared.monitor())?
         };
-        *shared
-            .monitor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(monitor.thread().clone());
+        let _ = shared.monitor.set(monitor.thread().clone());
         for _ in 0..core {
             shared.spawn(Role::Core);
         }
@@ -449,6 +448,9 @@ impl WorkerPool {
             };
             self.shared.short_queued.fetch_add(1, Ordering::AcqRel);
             if short.send(work).is_ok() {
+                if self.shared.busy.load(Ordering::Acquire) > 0 {
+                    self.shared.wake_monitor();
+                }
                 return true;
             }
             self.shared.short_queued.fetch_sub(1, Ordering::AcqRel);
