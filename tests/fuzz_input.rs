@@ -694,6 +694,15 @@ fn other_try_options_through_the_binary_never_panic() {
         assert!(!stderr.contains("panicked"), "{a:?}: {stderr}");
         match out.status.code() {
             Some(0) => {}
+            // The option was taken and the run outgrew it (`--memory 3KiB`, `--timeout 1ms`):
+            // the result `memory` or `timeout`, exit 1 as SPEC section 11 says.
+            Some(1) => {
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                assert!(
+                    stdout.contains("memory limit") || stdout.contains("timed out"),
+                    "{a:?}: exit 1 without a limit result: {stdout} {stderr}"
+                );
+            }
             Some(2) => assert!(
                 stderr.contains("expected") || stderr.contains("invalid UTF-8"),
                 "{a:?}: {stderr}"

@@ -190,8 +190,9 @@ impl Scheduler {
         let file = self.config.file.clone();
         let internal = self.internal.clone();
         let known: std::collections::HashSet<String> = self.by_name.keys().cloned().collect();
+        let state_dir = self.config.service.state_dir.clone();
         tokio::task::spawn_blocking(move || {
-            let result = super::reload::read(&file, known);
+            let result = super::reload::read(&file, known, &state_dir);
             let _ = internal.send(Internal::ReloadRead { result, reply });
         });
     }

@@ -28,9 +28,12 @@ pub struct Reread {
 /// Reads the configuration and the durable state of the jobs it adds, those not in `known`
 /// (off the scheduler task): reading every job's row would cost more than the rest of a
 /// reload of 10,000 jobs.
-pub fn read(file: &Path, known: HashSet<String>) -> Result<Reread, String> {
+///
+/// The state comes from `state_dir`, the running one: a new `service.state_dir` applies only at
+/// the next start, so a reload that changes it is applied, not refused.
+pub fn read(file: &Path, known: HashSet<String>, state_dir: &Path) -> Result<Reread, String> {
     let config = config::load(file).map_err(|e| e.to_string())?;
-    let db = database_path(&config.service.state_dir);
+    let db = database_path(state_dir);
     let store = Store::open_read_only(&db).map_err(|e| e.to_string())?;
     let mut states = Vec::new();
     for job in config.jobs.iter().filter(|j| !known.contains(&j.name)) {
@@ -113,6 +116,13 @@ impl Scheduler {
             }
         };
         self.warn_about_restart_only_changes(&config);
+        // Those apply at the next start: until then the running values stay.
+        let mut config = config;
+        let running = &self.config.service;
+        config.service.state_dir.clone_from(&running.state_dir);
+        config.service.workers = running.workers;
+        config.service.operators.clone_from(&running.operators);
+        config.service.viewers.clone_from(&running.viewers);
         let states: HashMap<String, JobState> =
             states.into_iter().map(|s| (s.name.clone(), s)).collect();
         let mut summary = ReloadSummary::default();

@@ -160,7 +160,10 @@ pub fn parse_request(line: &str) -> (Option<u64>, Result<Request, String>) {
                 Some(v) => v
                     .as_u64()
                     .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| "\"limit\" must be a whole number".to_string()),
+                    .ok_or_else(|| {
+                        "\"limit\" must be a whole number: expected a count of runs such as 20"
+                            .to_string()
+                    }),
             }?;
             Ok(Request::History { job, limit })
         }),

@@ -386,7 +386,11 @@ impl Session {
     /// Starts streaming events to this client; the response carries the snapshot.
     async fn subscribe(&mut self) -> Result<Value, String> {
         if self.subscription.is_some() {
-            return Err("already subscribed on this connection".into());
+            return Err(
+                "already subscribed on this connection: expected one subscribe per \
+                        connection (open another for a second stream)"
+                    .into(),
+            );
         }
         let (reply, answer) = oneshot::channel();
         self.commands

@@ -420,6 +420,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "state_dir",
     "timezone",
     "workers",
+    "spread",
     "defaults",
     "history",
     "operators",
