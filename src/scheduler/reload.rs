@@ -79,6 +79,18 @@ impl Scheduler {
         removed
     }
 
+    /// Warns about settings that apply only at the next start, and keeps the running values of
+    /// them until then.
+    fn keep_restart_only_settings(&self, mut config: Config) -> Config {
+        self.warn_about_restart_only_changes(&config);
+        let running = &self.config.service;
+        config.service.state_dir.clone_from(&running.state_dir);
+        config.service.workers = running.workers;
+        config.service.operators.clone_from(&running.operators);
+        config.service.viewers.clone_from(&running.viewers);
+        config
+    }
+
     fn warn_about_restart_only_changes(&self, config: &Config) {
         let now = &config.service;
         let was = &self.config.service;
@@ -115,14 +127,7 @@ impl Scheduler {
                 return;
             }
         };
-        self.warn_about_restart_only_changes(&config);
-        // Those apply at the next start: until then the running values stay.
-        let mut config = config;
-        let running = &self.config.service;
-        config.service.state_dir.clone_from(&running.state_dir);
-        config.service.workers = running.workers;
-        config.service.operators.clone_from(&running.operators);
-        config.service.viewers.clone_from(&running.viewers);
+        let config = self.keep_restart_only_settings(config);
         let states: HashMap<String, JobState> =
             states.into_iter().map(|s| (s.name.clone(), s)).collect();
         let mut summary = ReloadSummary::default();
