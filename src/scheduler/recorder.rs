@@ -148,25 +148,38 @@ impl RecorderThread {
         let mut batch = Batch::default();
         while let Ok(first) = inbox.recv() {
             self.take(first, &mut batch);
-            if batch.is_pending() {
-                // A run or a status: gather for a moment, since a commit costs far more than a
-                // row and runs come in bursts. Sleeping out the window, rather than waking for
-                // each record, keeps a steady trickle of runs cheap. A decision that comes
-                // meanwhile waits at most the window (`take` writes at once for it).
+            let taken = 1 + self.drain(inbox, &mut batch, MAX_BATCH - 1);
+            if batch.is_pending() && taken < MAX_BATCH {
+                // The queue ran dry before a full batch: gather for a moment, since a commit
+                // costs far more than a row and runs come in bursts. Sleeping out the window,
+                // rather than waking for each record, keeps a steady trickle of runs cheap; a
+                // flood never waits here. A decision that comes meanwhile waits at most the
+                // window (`take` writes at once for it).
                 std::thread::sleep(BATCH_WINDOW);
-            }
-            let mut taken = 1;
-            while taken < MAX_BATCH {
-                let Ok(record) = inbox.try_recv() else {
-                    break;
-                };
-                self.take(record, &mut batch);
-                taken += 1;
+                self.drain(inbox, &mut batch, MAX_BATCH - taken);
             }
             self.write(&mut batch);
             self.retain_history();
         }
         self.write(&mut batch);
+    }
+
+    /// Takes up to `most` queued records without waiting; returns how many.
+    fn drain(
+        &mut self,
+        inbox: &std_mpsc::Receiver<Record>,
+        batch: &mut Batch,
+        most: usize,
+    ) -> usize {
+        let mut taken = 0;
+        while taken < most {
+            let Ok(record) = inbox.try_recv() else {
+                break;
+            };
+            self.take(record, batch);
+            taken += 1;
+        }
+        taken
     }
 
     fn take(&mut self, record: Record, batch: &mut Batch) {
