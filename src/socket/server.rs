@@ -177,6 +177,10 @@ async fn client(
     }
 }
 
+/// How long a subscriber's full queue may stay full before the client counts as not reading
+/// and is dropped. A client that reads frees a place in microseconds, even in a burst.
+const STALLED: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How long a finished session may take to deliver what it queued.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -422,8 +426,22 @@ impl Session {
                         None => return,
                     },
                 };
-                if out.try_send(line).is_err() {
-                    // Too slow (or gone): drop the client rather than hold events for it.
+                // A burst (thousands of jobs due at the same moment) can fill the queue of a
+                // client that does read: give it a moment to make room. One that makes none
+                // within STALLED is not reading (or gone): drop it rather than hold events for
+                // it. Meanwhile the broadcast buffer keeps the events; if it overflows, the
+                // client gets a fresh snapshot (Lagged above).
+                let queued = match out.try_send(line) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(line)) => {
+                        matches!(
+                            tokio::time::timeout(STALLED, out.send(line)).await,
+                            Ok(Ok(()))
+                        )
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                };
+                if !queued {
                     too_slow.notify_one();
                     return;
                 }
