@@ -58,7 +58,9 @@ impl Rng {
 
     /// A duration in `lo..hi`.
     pub fn duration(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = u64::try_from((hi - lo).as_millis()).unwrap().max(1);
+        let span = u64::try_from(hi.saturating_sub(lo).as_millis())
+            .unwrap()
+            .max(1);
         lo + Duration::from_millis(self.below(span))
     }
 }
@@ -126,7 +128,7 @@ impl Conn {
             self.stream
                 .set_read_timeout(Some(left))
                 .map_err(|e| e.to_string())?;
-            let mut buf = [0u8; 64 * 1024];
+            let mut buf = [0u8; 16 * 1024];
             match self.stream.read(&mut buf) {
                 Ok(0) => return Err("the service closed the connection".into()),
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
