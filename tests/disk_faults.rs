@@ -93,7 +93,7 @@ fn newest_stored_run(sandbox: &Sandbox, job: &str) -> Option<String> {
     .flatten()
 }
 
-/// The database's words for "full", as SQLite and the OS put them.
+/// The database's words for "full", as `SQLite` and the OS put them.
 fn says_full(text: &str) -> bool {
     let t = text.to_lowercase();
     t.contains("database or disk is full") || t.contains("no space left on device")
@@ -103,6 +103,7 @@ fn says_full(text: &str) -> bool {
 // 1. The disk fills up while the service runs.
 
 #[test]
+#[allow(clippy::too_many_lines)]
 fn a_full_disk_is_reported_loses_no_acknowledged_action_and_recording_resumes() {
     let ctl = tempfile::tempdir().unwrap();
     fs::write(ctl.path().join("quiet"), "").unwrap();

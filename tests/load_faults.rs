@@ -10,6 +10,13 @@
 //! `cargo test --release --test load_faults -- --ignored --nocapture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The clients run on threads of their own, which take what they use; counts are far below
+// i64::MAX.
+#![allow(
+    clippy::needless_pass_by_value,
+    clippy::cast_possible_wrap,
+    clippy::similar_names
+)]
 
 mod common;
 

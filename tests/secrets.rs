@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -122,6 +123,7 @@ fn assert_secret_absent(secret: &str, what: &str, haystack: &[u8]) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)]
 fn a_secret_in_the_environment_is_never_logged_stored_or_shown() {
     let secret = secret();
     let sandbox = Sandbox::with_cli(
@@ -280,9 +282,11 @@ fn escapes_yaml(with_good: bool) -> String {
         yaml.push_str("  - name: good\n    path: ok.lua\n    interval: 1s\n");
     }
     for (name, path) in ESCAPES {
-        yaml.push_str(&format!(
-            "  - name: {name}\n    path: {path}\n    interval: 200ms\n"
-        ));
+        writeln!(
+            yaml,
+            "  - name: {name}\n    path: {path}\n    interval: 200ms"
+        )
+        .unwrap();
     }
     yaml
 }

@@ -137,11 +137,17 @@ async fn client(
     // Everything to this client goes through one bounded queue: a client that stops reading
     // fills it and is dropped, and nobody else waits for it.
     let (out, mut queue) = mpsc::channel::<String>(CLIENT_QUEUE);
+    let progress = Progress::new();
+    let written = progress.clone();
     let writer = tokio::spawn(async move {
         while let Some(mut line) = queue.recv().await {
             line.push('\n');
-            if write.write_all(line.as_bytes()).await.is_err() {
-                return;
+            // In pieces, so that a multi-megabyte snapshot shows progress as it goes.
+            for piece in line.as_bytes().chunks(64 * 1024) {
+                if write.write_all(piece).await.is_err() {
+                    return;
+                }
+                written.made();
             }
         }
     });
@@ -154,6 +160,7 @@ async fn client(
         greeted: false,
         subscription: None,
         too_slow: too_slow.clone(),
+        progress,
     };
     let dropped = tokio::select! {
         () = session.run(BufReader::new(read)) => false,
@@ -177,6 +184,57 @@ async fn client(
     }
 }
 
+/// How long a subscriber with a full queue may read nothing before it counts as not reading
+/// and is dropped. A client that reads, even one busy parsing a big snapshot, makes progress
+/// well within this; a burst of events alone never gets it dropped.
+const STALLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// When the writer of a client last got bytes out to it.
+#[derive(Clone)]
+struct Progress {
+    base: std::time::Instant,
+    last_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            base: std::time::Instant::now(),
+            last_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    fn made(&self) {
+        let now = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the last progress.
+    fn idle(&self) -> std::time::Duration {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.base
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_millis(last))
+    }
+}
+
+/// Queues `line` for a subscriber whose queue is full, waiting while the client still reads;
+/// false when it has read nothing for [`STALLED`] (or is gone).
+async fn queue_when_room(out: &mpsc::Sender<String>, line: String, progress: &Progress) -> bool {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(100), out.reserve()).await {
+            Ok(Ok(place)) => {
+                place.send(line);
+                return true;
+            }
+            Ok(Err(_)) => return false,
+            Err(_) if progress.idle() >= STALLED => return false,
+            Err(_) => {}
+        }
+    }
+}
+
 /// How long a finished session may take to deliver what it queued.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -190,6 +248,8 @@ struct Session {
     subscription: Option<tokio::task::JoinHandle<()>>,
     /// Told when the client's queue overflowed: the session ends and the client is dropped.
     too_slow: Arc<tokio::sync::Notify>,
+    /// When the client last took bytes from us.
+    progress: Progress,
 }
 
 /// What reading one line gave.
@@ -404,6 +464,7 @@ impl Session {
         let out = self.out.clone();
         let too_slow = self.too_slow.clone();
         let commands = self.commands.clone();
+        let progress = self.progress.clone();
         let mut events = subscription.events;
         self.subscription = Some(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(SNAPSHOT_EVERY);
@@ -426,8 +487,19 @@ impl Session {
                         None => return,
                     },
                 };
-                if out.try_send(line).is_err() {
-                    // Too slow (or gone): drop the client rather than hold events for it.
+                // A burst (thousands of jobs due at the same moment) can fill the queue of a
+                // client that does read: wait while it keeps reading. One that has read
+                // nothing for STALLED is not reading (or gone): drop it rather than hold
+                // events for it. Meanwhile the broadcast buffer keeps the events; if it
+                // overflows, the client gets a fresh snapshot (Lagged above).
+                let queued = match out.try_send(line) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(line)) => {
+                        queue_when_room(&out, line, &progress).await
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                };
+                if !queued {
                     too_slow.notify_one();
                     return;
                 }

@@ -58,7 +58,9 @@ impl Rng {
 
     /// A duration in `lo..hi`.
     pub fn duration(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let span = u64::try_from((hi - lo).as_millis()).unwrap().max(1);
+        let span = u64::try_from(hi.saturating_sub(lo).as_millis())
+            .unwrap()
+            .max(1);
         lo + Duration::from_millis(self.below(span))
     }
 }
@@ -70,6 +72,9 @@ impl Rng {
 pub struct Conn {
     stream: UnixStream,
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no newline (a multi-megabyte snapshot line is
+    /// then scanned once, not once per read).
+    scanned: usize,
     next_id: u64,
 }
 
@@ -80,6 +85,7 @@ impl Conn {
         let mut conn = Conn {
             stream,
             pending: Vec::new(),
+            scanned: 0,
             next_id: 1,
         };
         conn.send(&json!({"op": "hello", "protocol": 1}))?;
@@ -102,13 +108,19 @@ impl Conn {
     pub fn next_value(&mut self, within: Duration) -> Result<Option<Value>, String> {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
+            if let Some(found) = self.pending[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n')
+            {
+                let at = self.scanned + found;
+                self.scanned = 0;
                 let line: Vec<u8> = self.pending.drain(..=at).collect();
                 let line = text(&line[..line.len() - 1]);
                 return serde_json::from_str(&line)
                     .map(Some)
                     .map_err(|e| format!("a line that is not JSON ({e}): {line}"));
             }
+            self.scanned = self.pending.len();
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(None);
@@ -116,7 +128,7 @@ impl Conn {
             self.stream
                 .set_read_timeout(Some(left))
                 .map_err(|e| e.to_string())?;
-            let mut buf = [0u8; 64 * 1024];
+            let mut buf = [0u8; 16 * 1024];
             match self.stream.read(&mut buf) {
                 Ok(0) => return Err("the service closed the connection".into()),
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
