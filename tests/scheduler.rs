@@ -624,23 +624,30 @@ async fn restart_keeps_the_phase() {
 
 #[tokio::test(start_paused = true)]
 async fn spread_staggers_first_runs_within_the_interval_and_keeps_each_phase() {
+    use std::fmt::Write as _;
     let mut yaml = String::from("service:\n  spread: 1s\njobs:\n");
     for i in 0..20 {
-        yaml.push_str(&format!(
+        let _ = write!(
+            yaml,
             "  - name: job-{i:02}\n    path: tick.lua\n    interval: 1s\n"
-        ));
+        );
     }
     let mut h = start(&yaml, &[("tick.lua", OK_JOB)]).await;
-    let mut first: std::collections::HashMap<String, DateTime<Utc>> = Default::default();
-    let mut second: std::collections::HashMap<String, DateTime<Utc>> = Default::default();
+    let mut first: std::collections::HashMap<String, DateTime<Utc>> =
+        std::collections::HashMap::new();
+    let mut second: std::collections::HashMap<String, DateTime<Utc>> =
+        std::collections::HashMap::new();
     while second.len() < 20 {
         step(Duration::from_millis(10)).await;
         while let Ok(event) = h.events.try_recv() {
             if let JobEvent::Finished { name, run } = event {
-                if first.contains_key(&name) {
-                    second.entry(name).or_insert(run.scheduled);
-                } else {
-                    first.insert(name, run.scheduled);
+                match first.entry(name) {
+                    std::collections::hash_map::Entry::Occupied(seen) => {
+                        second.entry(seen.key().clone()).or_insert(run.scheduled);
+                    }
+                    std::collections::hash_map::Entry::Vacant(new) => {
+                        new.insert(run.scheduled);
+                    }
                 }
             }
         }

@@ -120,6 +120,29 @@ fn lateness_of(runs: &[Run], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<f64>
         .collect()
 }
 
+/// The three seconds of the window whose latest start was the latest: where a tail comes from.
+fn report_worst_seconds(runs: &[Run], from: DateTime<Utc>, to: DateTime<Utc>) {
+    let mut worst: std::collections::BTreeMap<i64, (f64, usize)> =
+        std::collections::BTreeMap::new();
+    for run in runs
+        .iter()
+        .filter(|r| r.scheduled >= from && r.scheduled < to)
+    {
+        let second = (run.scheduled - from).num_seconds();
+        let entry = worst.entry(second).or_insert((0.0, 0));
+        entry.0 = entry.0.max(run.lateness_ms);
+        entry.1 += 1;
+    }
+    let mut seconds: Vec<(i64, (f64, usize))> = worst.into_iter().collect();
+    seconds.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    let shown: Vec<String> = seconds
+        .iter()
+        .take(3)
+        .map(|(s, (max, n))| format!("second {s}: max {max:.1} ms over {n} runs"))
+        .collect();
+    println!("  latest seconds of the window: {}", shown.join("; "));
+}
+
 /// Skips so far of the jobs whose name starts with `prefix`.
 fn skips_of(snapshot: &Snapshot, prefix: &str) -> u64 {
     snapshot
@@ -253,6 +276,7 @@ pub async fn lateness(
     #[allow(clippy::cast_precision_loss)]
     result(&format!("{key}_never_started"), never as f64);
     Percentiles::of(&mut late).report("start lateness", key);
+    report_worst_seconds(&collected.runs, from, to);
     if collected.lagged > 0 {
         println!(
             "  (the collector lagged and missed {} events)",

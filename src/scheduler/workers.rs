@@ -35,8 +35,8 @@ pub const KNOWN_LONG: Duration = Duration::from_millis(20);
 /// Most worker threads, core and aside together: that many runs can be going at once.
 pub const MAX_THREADS: usize = 256;
 
-/// The nice value of aside threads: long runs get the CPU that short runs and the scheduler
-/// leave, so a hundred looping jobs cannot starve the rest of the machine's two cores.
+/// The nice value of aside threads where `SCHED_IDLE` is refused: long runs get the CPU that
+/// short runs and the scheduler leave.
 const ASIDE_NICE: i32 = 19;
 
 /// How long an aside thread waits for another long run before it ends.
@@ -107,8 +107,10 @@ struct CoreSlot {
     busy_since: AtomicU64,
     /// Set by the monitor: this thread serves the long queue after its run.
     moved: AtomicBool,
-    /// The thread's id, so the monitor can lower its priority when it moves it aside.
+    /// The thread's kernel id, for its `schedstat`.
     tid: AtomicU64,
+    /// The thread's `pthread_t`, so the monitor can lower its priority when it moves it aside.
+    pthread: AtomicU64,
 }
 
 /// What every worker thread shares.
@@ -231,7 +233,7 @@ impl Shared {
             // One thread leaves the core and one joins it: the core count stays.
             counts.aside += 1;
             slot.moved.store(true, Ordering::Release);
-            lower_priority(tid);
+            lower_priority(slot.pthread.load(Ordering::Acquire), tid);
             moved += 1;
             false
         });
@@ -257,13 +259,15 @@ impl Shared {
     fn work(self: &Arc<Shared>, slot: Option<&Arc<CoreSlot>>) {
         let mut runner = JobRunner::new(self.cache.clone(), Vec::new());
         let tid = thread_id();
+        let pthread = thread_priority::thread_native_id();
         let mut role = match slot {
             Some(slot) => {
+                slot.pthread.store(pthread, Ordering::Release);
                 slot.tid.store(tid, Ordering::Release);
                 Role::Core
             }
             None => {
-                lower_priority(tid);
+                lower_priority(pthread, tid);
                 Role::Aside
             }
         };
@@ -374,9 +378,23 @@ fn thread_id() -> u64 {
     u64::try_from(rustix::thread::gettid().as_raw_nonzero().get()).unwrap_or(0)
 }
 
-/// Gives the thread `tid` the aside threads' nice value. Raising one's own nice value is always
-/// allowed, so a failure only means the thread is gone already.
-fn lower_priority(tid: u64) {
+/// Puts a thread on Linux's `SCHED_IDLE` policy: it runs only on CPU time no ordinary thread
+/// wants, so a hundred looping jobs cost the scheduler, the writer and the short runs almost
+/// nothing (at nice 19 their weight adds up: a hundred of them outweigh one ordinary thread).
+/// Where the policy is refused, nice 19 instead; lowering one's priority is always allowed, so a
+/// failure of both only means the thread is gone already.
+fn lower_priority(pthread: u64, tid: u64) {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    // The crate also sets the *calling* thread's nice value to the policy's (0 for `SCHED_IDLE`),
+    // which for the monitor, an ordinary thread, changes nothing.
+    let idle = thread_priority::set_thread_priority_and_policy(
+        pthread,
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    );
+    if idle.is_ok() {
+        return;
+    }
     let pid = i32::try_from(tid)
         .ok()
         .and_then(rustix::process::Pid::from_raw);
