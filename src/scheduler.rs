@@ -50,7 +50,7 @@ const MAX_SKIP_RECORDS: usize = 100;
 const EARLY: Duration = Duration::from_millis(2);
 
 /// How many events a subscriber may fall behind before it must take a new snapshot.
-const EVENT_BUFFER: usize = 4_096;
+const EVENT_BUFFER: usize = 16_384;
 
 /// Where wall-clock time comes from.
 #[derive(Clone)]

@@ -29,6 +29,9 @@ use super::timers::JobId;
 /// How long a run may hold a core thread while others wait before it is moved aside.
 pub const LONG_RUN: Duration = Duration::from_millis(2);
 
+/// How long a run that sleeps (rather than computes) may hold a core thread while others wait.
+pub const LONG_SLEEP: Duration = Duration::from_millis(20);
+
 /// A job whose last run took this long goes straight to an aside thread.
 pub const KNOWN_LONG: Duration = Duration::from_millis(20);
 
@@ -218,9 +221,13 @@ impl Shared {
             };
             let ran = sched.on_cpu.saturating_sub(earlier.sched.on_cpu);
             let queued = sched.waiting.saturating_sub(earlier.sched.waiting);
-            // A short run never adds up a quarter of `LONG_RUN` on a CPU; one that did not run
-            // either and did not wait for a CPU was asleep in a host call.
-            let its_own_doing = ran >= long / 4 || queued <= ran;
+            // A short run never adds up a quarter of `LONG_RUN` on a CPU. One that did not run
+            // and did not wait for a CPU was asleep: in a host call (`core.sleep`, `core.exec`,
+            // `core.network`), or briefly on a lock under heavy load, which must not count; so
+            // a sleeper is moved only once it has held its thread for `LONG_SLEEP`.
+            let held = now.saturating_sub(since - 1);
+            let long_sleep = u64::try_from(LONG_SLEEP.as_nanos()).unwrap_or(u64::MAX);
+            let its_own_doing = ran >= long / 4 || (queued <= ran && held >= long_sleep);
             if !its_own_doing {
                 still_seen.insert(tid, *earlier);
                 return true;
