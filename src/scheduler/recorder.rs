@@ -1,7 +1,8 @@
 //! The recorder: one thread that owns the state database and writes what the scheduler tells
-//! it. Runs and live statuses are written in batches, one transaction per batch (as many as
-//! queued up while the previous batch was written); deactivations and activations are
-//! committed before they are acknowledged.
+//! it. Runs and live statuses are written in batches, one transaction per batch: what queued up
+//! while the previous batch was written, and, when that is little, what comes in the next
+//! [`BATCH_WINDOW`]. The queue is bounded, so a flood waits for the writer. Deactivations and
+//! activations are committed before they are acknowledged.
 
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
@@ -292,5 +293,48 @@ impl RecorderThread {
         let _ = self.events.send(JobEvent::Notice {
             message: message.to_string(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{RunResult, Trigger};
+
+    /// More records than the queue holds, sent faster than they are written: the sender waits
+    /// instead of dropping any, and every one is stored.
+    #[test]
+    fn a_flood_past_the_queue_waits_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let (events, _) = broadcast::channel(16);
+        let (recorder, thread) =
+            Recorder::start(Store::open(&path).unwrap(), 1_000_000, 30, events).unwrap();
+        let now = Utc::now();
+        let count = 2 * QUEUE_CAPACITY + 5_000;
+        for i in 0..count {
+            assert!(recorder.send(Record::Run(RunRecord {
+                job: format!("job-{}", i % 3),
+                scheduled: now,
+                started: now,
+                duration: Duration::from_micros(5),
+                result: RunResult::Ok,
+                error: None,
+                logs: Vec::new(),
+                trigger: Trigger::Schedule,
+            })));
+        }
+        drop(recorder);
+        thread.join().unwrap();
+        let store = Store::open_read_only(&path).unwrap();
+        let stored: usize = (0..3)
+            .map(|j| {
+                store
+                    .history(&format!("job-{j}"), usize::MAX)
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert_eq!(stored, count);
     }
 }

@@ -1,13 +1,14 @@
 //! The worker pool. `service.workers` *core* threads, each owning one [`JobRunner`] (a reused
 //! Luau state), take short runs from a shared queue. Lua never runs on the async runtime.
 //!
-//! A run that has held a core thread for [`LONG_RUN`] while other runs wait is moved aside:
-//! its thread leaves the core and a new core thread takes its place, so a job that loops until
-//! its timeout (or sleeps, or waits on a slow server) never holds back the jobs behind it. A
-//! monitor thread looks every [`LONG_RUN`] while a core thread is busy and sleeps otherwise, so
-//! a run costs no extra wake-up. Runs of jobs already known to be long go straight to aside
-//! threads. Threads are capped ([`MAX_THREADS`] in all); an aside thread ends after it has been
-//! idle for [`ASIDE_IDLE`].
+//! A run that holds a core thread while other runs wait — computing for [`LONG_RUN`], or asleep
+//! (as in a host call) for [`LONG_SLEEP`] — is moved aside: its thread leaves the core and a new
+//! core thread takes its place, so a job that loops until its timeout, sleeps, or waits on a
+//! slow server never holds back the jobs behind it. Aside threads run at the lowest priority
+//! (`SCHED_IDLE`). A monitor thread looks every [`LONG_RUN`] while runs wait and sleeps
+//! otherwise, so a run that finds a free worker costs no extra wake-up. Runs of jobs already
+//! known to be long go straight to aside threads. Threads are capped ([`MAX_THREADS`] in all);
+//! an aside thread ends after it has been idle for [`ASIDE_IDLE`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

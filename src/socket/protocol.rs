@@ -2,7 +2,7 @@
 //!
 //! A client first sends `{"op":"hello","protocol":1}`; then requests `{"id":N,"op":…}` each get
 //! one response `{"id":N,"ok":true,"result":…}` or `{"id":N,"ok":false,"error":"…"}`. After a
-//! `subscribe`, the server also sends event lines `{"event":…}` (the [`JobEvent`]s, plus a
+//! `subscribe`, the server also sends event lines `{"event":…}` (the [`JobEvent`](crate::control::JobEvent)s, plus a
 //! `snapshot` event every [`SNAPSHOT_EVERY`]).
 
 use std::time::Duration;
