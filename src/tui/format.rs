@@ -66,8 +66,11 @@ pub fn countdown(when: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
             if millis <= 0 {
                 "due".to_string()
             } else {
-                // Round up, so that "in 0s" never shows while the run is still ahead.
-                format!("in {}", fine((millis + 999) / 1000))
+                // To the nearest second, and at least one, so that "in 0s" never shows while
+                // the run is still ahead. Not rounded up: the scheduler sets a job's next due
+                // time as it hands a run over, up to 2 ms before that run is due, and a 1 s job
+                // would then show "in 2s" for a next run 1.002 s away.
+                format!("in {}", fine(((millis + 500) / 1000).max(1)))
             }
         }
     }
@@ -204,6 +207,10 @@ mod tests {
         assert_eq!(countdown(Some(at(130)), now), "in 2m10s");
         assert_eq!(countdown(Some(at(3_900)), now), "in 1h5m");
         assert_eq!(countdown(Some(at(0)), now), "due");
+        let ms = |n| Some(now + chrono::Duration::milliseconds(n));
+        assert_eq!(countdown(ms(1_002), now), "in 1s");
+        assert_eq!(countdown(ms(300), now), "in 1s");
+        assert_eq!(countdown(ms(1_600), now), "in 2s");
         assert_eq!(countdown(None, now), "-");
     }
 
