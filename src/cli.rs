@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 
 use crate::config::Capability;
 use crate::units::{parse_duration, parse_size};
@@ -28,12 +28,12 @@ pub struct Cli {
 
     /// What to do; with none, jobtop opens the dashboard.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<Subcommand>,
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
     /// Run one job file once, now or at a chosen time, and print its log lines and result.
     Try(TryArgs),
     /// Validate jobs.yaml and compile every job file; exit 0 when sound, 1 with every problem.

@@ -41,6 +41,18 @@ pub struct Config {
     pub jobs: Vec<JobSpec>,
 }
 
+impl Config {
+    /// How a job file is named in messages: its path relative to the directory of `jobs.yaml`
+    /// (`jobs/nightly.lua`), or the full path when it lies elsewhere.
+    pub fn display_name(&self, path: &str) -> String {
+        let full = self.service.jobs_dir.join(path);
+        full.strip_prefix(&self.base_dir)
+            .unwrap_or(&full)
+            .display()
+            .to_string()
+    }
+}
+
 /// The `service:` section of `jobs.yaml`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {

@@ -3,30 +3,27 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use jobtop::cli::{Cli, Command};
+use jobtop::cli::{Cli, Subcommand};
 use jobtop::commands;
+use jobtop::control::Verb;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match &cli.command {
-        Some(Command::Try(args)) => commands::try_job::run(args),
-        Some(Command::Check) => commands::check::run(&cli.config),
-        Some(Command::Serve) => commands::serve::run(&cli.config),
-        Some(Command::List { json }) => commands::list::run_list(&cli.config, *json),
-        Some(Command::History { name, json, limit }) => {
+        Some(Subcommand::Try(args)) => commands::try_job::run(args),
+        Some(Subcommand::Check) => commands::check::run(&cli.config),
+        Some(Subcommand::Serve) => commands::serve::run(&cli.config),
+        Some(Subcommand::List { json }) => commands::list::run_list(&cli.config, *json),
+        Some(Subcommand::History { name, json, limit }) => {
             commands::list::run_history(&cli.config, name, *limit, *json)
         }
-        Some(Command::Reload) => commands::act::reload(&cli.config),
-        Some(Command::Activate { name }) => {
-            commands::act::run(&cli.config, commands::act::Action::Activate, name)
+        Some(Subcommand::Reload) => commands::act::reload(&cli.config),
+        Some(Subcommand::Activate { name }) => {
+            commands::act::run(&cli.config, Verb::Activate, name)
         }
-        Some(Command::Cancel { name }) => {
-            commands::act::run(&cli.config, commands::act::Action::Cancel, name)
-        }
-        Some(Command::Trigger { name }) => {
-            commands::act::run(&cli.config, commands::act::Action::Trigger, name)
-        }
-        Some(Command::Attach) => commands::dashboard::run(
+        Some(Subcommand::Cancel { name }) => commands::act::run(&cli.config, Verb::Cancel, name),
+        Some(Subcommand::Trigger { name }) => commands::act::run(&cli.config, Verb::Trigger, name),
+        Some(Subcommand::Attach) => commands::dashboard::run(
             &cli.config,
             commands::dashboard::Options {
                 no_color: cli.no_color,

@@ -1,6 +1,6 @@
 //! The scheduler: one tokio task that owns the job table, sleeps on a timer queue until the
 //! next due time, hands runs to the worker pool, applies their results (SPEC sections 4, 5
-//! and 8), and answers [`Command`]s. Durable facts go to the recorder thread.
+//! and 8), and answers [`SchedulerCommand`]s. Durable facts go to the recorder thread.
 //!
 //! Due times live on the monotonic clock, so a wall-clock step (NTP, a manual change) moves
 //! no timer, and after a stall (suspend, an overloaded machine) each overdue job runs once
@@ -15,7 +15,7 @@ mod table;
 mod timers;
 mod workers;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,16 +24,17 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::commands::check::display_name;
 use crate::config::{Config, JobSpec};
-use crate::control::{ActionError, Command, JobEvent, JobView, Reply, RunSummary, Snapshot};
-use crate::fast_hash::FastMap;
+use crate::control::{
+    ActionError, Client, JobEvent, JobView, Reply, RunSummary, SchedulerCommand, Snapshot,
+};
 use crate::job::Status;
 use crate::runtime::{JobGrants, LocalZone, ScriptCache, SqliteState, StateStore};
 use crate::store::{JobState, LiveUpdate, RunRecord, Store};
+use rustc_hash::FxHashMap;
 
 use phase::{first_due, resume_due, wall_of};
-use recorder::{Record, Recorder};
+use recorder::{Offer, Record, Recorder};
 use table::JobEntry;
 use timers::{JobId, Timer, TimerQueue};
 use workers::{Done, WorkerPool};
@@ -51,6 +52,10 @@ const EARLY: Duration = Duration::from_millis(2);
 
 /// How many events a subscriber may fall behind before it must take a new snapshot.
 const EVENT_BUFFER: usize = 16_384;
+
+/// How many records may wait in the scheduler's outbox (the recorder's queue is full) before it
+/// starts no new runs: the outbox stays bounded, and runs go no faster than they are recorded.
+const OUTBOX_LIMIT: usize = recorder::QUEUE_CAPACITY / 4;
 
 /// Where wall-clock time comes from.
 #[derive(Clone)]
@@ -99,10 +104,10 @@ pub enum StartError {
     Thread(#[from] std::io::Error),
 }
 
-/// A running scheduler: send it commands; await `task` after a `Shutdown`.
+/// A running scheduler: talk to it through `client`; await `task` after a shutdown.
 pub struct SchedulerHandle {
-    /// Where commands go.
-    pub commands: mpsc::Sender<Command>,
+    /// Its client.
+    pub client: Client,
     /// The scheduler task; it ends after a shutdown has recorded everything.
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -132,7 +137,7 @@ pub fn start(
     let mut scheduler = Scheduler {
         zone: zone_of(&config),
         config: Arc::new(config),
-        jobs: FastMap::default(),
+        jobs: FxHashMap::default(),
         order: Vec::new(),
         by_name: HashMap::new(),
         next_id: 0,
@@ -140,6 +145,7 @@ pub fn start(
         timers: TimerQueue::default(),
         pool,
         recorder,
+        outbox: VecDeque::new(),
         recorder_thread: Some(recorder_thread),
         state_store,
         events,
@@ -159,16 +165,15 @@ pub fn start(
         let state = states.get(&spec.name);
         scheduler.add_job(Arc::new(spec), state, true);
     }
-    scheduler
-        .recorder
-        .send(Record::Configured(scheduler.job_names()));
+    let names = scheduler.job_names();
+    scheduler.record(Record::Configured(names));
     // `list` reads statuses and next runs from the database while a service runs.
     for id in scheduler.order.clone() {
         scheduler.publish(id);
     }
     let task = tokio::spawn(scheduler.serve(commands_rx, done_rx, internal_rx));
     Ok(SchedulerHandle {
-        commands: commands_tx,
+        client: Client::new(commands_tx),
         task,
     })
 }
@@ -198,7 +203,7 @@ struct ShutdownState {
 struct Scheduler {
     config: Arc<Config>,
     zone: LocalZone,
-    jobs: FastMap<JobId, JobEntry>,
+    jobs: FxHashMap<JobId, JobEntry>,
     order: Vec<JobId>,
     by_name: HashMap<String, JobId>,
     next_id: JobId,
@@ -206,6 +211,8 @@ struct Scheduler {
     timers: TimerQueue,
     pool: WorkerPool,
     recorder: Recorder,
+    /// Records that did not fit in the recorder's queue, oldest first.
+    outbox: VecDeque<Record>,
     recorder_thread: Option<std::thread::JoinHandle<()>>,
     /// Where `core.state` keeps values: the state database.
     state_store: Arc<dyn StateStore>,
@@ -222,18 +229,22 @@ struct Scheduler {
 impl Scheduler {
     async fn serve(
         mut self,
-        mut commands: mpsc::Receiver<Command>,
+        mut commands: mpsc::Receiver<SchedulerCommand>,
         mut done: mpsc::UnboundedReceiver<Done>,
         mut internal: mpsc::UnboundedReceiver<Internal>,
     ) {
         let mut commands_open = true;
+        let recorder = self.recorder.clone();
         loop {
             if self.shutdown.is_some() && self.running == 0 {
                 break;
             }
+            // While the recorder is far behind, no new run starts (its records would only
+            // pile up); due runs wait and then run once, as after any stall.
             let next_due = self
                 .timers
                 .next_due()
+                .filter(|_| self.outbox.len() < OUTBOX_LIMIT)
                 .map(|due| due.checked_sub(EARLY).unwrap_or(due));
             let abort_at = self
                 .shutdown
@@ -252,11 +263,47 @@ impl Scheduler {
                     }
                 },
                 Some(message) = internal.recv() => self.internal(message),
+                Some(permit) = recorder.reserve(), if !self.outbox.is_empty() => {
+                    if let Some(record) = self.outbox.pop_front() {
+                        permit.send(record);
+                    }
+                    self.flush_outbox();
+                }
                 () = sleep_until_opt(next_due), if next_due.is_some() => self.fire_due(),
                 () = sleep_until_opt(abort_at), if abort_at.is_some() => self.abort_all(),
             }
         }
+        // The loop's handle on the recorder must go, or its queue never closes.
+        drop(recorder);
         self.finish_shutdown().await;
+    }
+
+    /// Hands a record to the recorder without waiting: into its queue when there is room,
+    /// else to the outbox, which the loop empties as the recorder catches up. False when the
+    /// recorder is gone.
+    fn record(&mut self, record: Record) -> bool {
+        if !self.outbox.is_empty() {
+            self.outbox.push_back(record);
+            return true;
+        }
+        match self.recorder.offer(record) {
+            Offer::Taken => true,
+            Offer::Full(record) => {
+                self.outbox.push_back(record);
+                true
+            }
+            Offer::Gone => false,
+        }
+    }
+
+    /// Moves what fits from the outbox into the recorder's queue.
+    fn flush_outbox(&mut self) {
+        while let Some(record) = self.outbox.pop_front() {
+            if let Offer::Full(record) = self.recorder.offer(record) {
+                self.outbox.push_front(record);
+                return;
+            }
+        }
     }
 
     fn wall_now(&self) -> DateTime<Utc> {
@@ -281,7 +328,7 @@ impl Scheduler {
     fn add_job(&mut self, spec: Arc<JobSpec>, state: Option<&JobState>, at_start: bool) -> JobId {
         let id = self.next_id;
         self.next_id += 1;
-        let display = display_name(&self.config, &spec.path);
+        let display = self.config.display_name(&spec.path);
         let grants = Arc::new(JobGrants::for_job(&spec, Some(self.state_store.clone())));
         let mut entry = JobEntry::new(spec, display, grants, state);
         let now = Instant::now();
@@ -342,7 +389,7 @@ impl Scheduler {
     }
 
     /// Tells subscribers and the state database how a job stands now.
-    fn publish(&self, id: JobId) {
+    fn publish(&mut self, id: JobId) {
         let Some(entry) = self.jobs.get(&id) else {
             return;
         };
@@ -355,12 +402,16 @@ impl Scheduler {
             } else {
                 None
             };
-            self.recorder.send(Record::Live(LiveUpdate {
+            let live = Record::Live(LiveUpdate {
                 job: entry.spec.name.clone(),
                 status,
                 next_run,
-            }));
+            });
+            self.record(live);
         }
+        let Some(entry) = self.jobs.get(&id) else {
+            return;
+        };
         if self.events.receiver_count() > 0 {
             let view = entry.view(|d| self.wall_of(d));
             let _ = self.events.send(JobEvent::Job {
@@ -430,8 +481,13 @@ impl Scheduler {
     }
 
     async fn finish_shutdown(mut self) {
+        // Everything waiting in the outbox goes first, in order, then the flush.
+        let mut delivered = true;
+        while let Some(record) = self.outbox.pop_front() {
+            delivered &= self.recorder.send(record).await;
+        }
         let (flushed, done) = oneshot::channel();
-        if self.recorder.send(Record::Flush(flushed)) {
+        if delivered && self.recorder.send(Record::Flush(flushed)).await {
             let _ = done.await;
         }
         self.pool.stop().await;

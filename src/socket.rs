@@ -1,9 +1,9 @@
 //! The control socket (`.jobtop/jobtop.sock`): how `jobtop serve` is driven by attached
-//! dashboards, the live CLI, and scripts (`socat`). See `protocol` for the wire format.
+//! dashboards, the live CLI, and scripts (`socat`). The wire format is
+//! [`control::protocol`](crate::control::protocol); docs/protocol.md is its contract.
 
 pub mod client;
 pub mod peers;
-pub mod protocol;
 pub mod server;
 
 use std::path::{Path, PathBuf};

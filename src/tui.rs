@@ -26,12 +26,12 @@ use chrono::Utc;
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt as _;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use self::action::{CommandRequest, JobVerb};
+use self::action::Effect;
 use self::app::{App, Message, Outcome};
-use crate::control::{ActionError, Actor, Command, JobEvent, Reply, Subscription};
+use crate::control::{Client, JobEvent, Subscription};
 
 /// The least time between two redraws caused by job events: a burst of them costs at most
 /// four frames a second. Keys, replies and the clock tick draw at once.
@@ -52,9 +52,11 @@ pub struct DashboardOptions {
 }
 
 /// Runs the dashboard until the operator quits; the caller then shuts the scheduler down.
-pub async fn run(commands: mpsc::Sender<Command>, options: DashboardOptions) -> anyhow::Result<()> {
+/// Actions are done as this process's Unix user, as the control socket would name them.
+pub async fn run(client: Client, options: DashboardOptions) -> anyhow::Result<()> {
+    let client = client.acting_as(Some(crate::users::current_user()));
     // Subscribe before touching the terminal, so a dead scheduler is an ordinary error message.
-    let subscription = subscribe(&commands).await.with_context(|| {
+    let subscription = subscribe(&client).await.with_context(|| {
         format!(
             "cannot show the dashboard for {}",
             options.config_file.display()
@@ -77,7 +79,7 @@ pub async fn run(commands: mpsc::Sender<Command>, options: DashboardOptions) -> 
         Utc::now(),
     );
     app.read_only = options.read_only;
-    event_loop(&mut terminal, &mut app, &commands, subscription.events).await
+    event_loop(&mut terminal, &mut app, &client, subscription.events).await
 }
 
 struct RestoreOnDrop;
@@ -89,7 +91,7 @@ impl Drop for RestoreOnDrop {
 }
 
 /// What the helper tasks tell the loop.
-enum Internal {
+enum LoopMessage {
     /// A message for `App`.
     Message(Message),
     /// A fresh subscription after the event receiver fell behind.
@@ -101,12 +103,11 @@ enum Internal {
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    commands: &mpsc::Sender<Command>,
+    client: &Client,
     mut events: broadcast::Receiver<JobEvent>,
 ) -> anyhow::Result<()> {
-    let (internal_tx, mut internal_rx) = mpsc::unbounded_channel::<Internal>();
+    let (internal_tx, mut internal_rx) = mpsc::unbounded_channel::<LoopMessage>();
     let mut keys = EventStream::new();
-    let actor: Actor = Some(operator());
     let mut resubscribing = false;
     let mut dirty = true;
     let mut urgent = true;
@@ -149,11 +150,11 @@ async fn event_loop(
                 Err(RecvError::Lagged(_)) => {
                     if !resubscribing {
                         resubscribing = true;
-                        let (commands, internal) = (commands.clone(), internal_tx.clone());
+                        let (client, internal) = (client.clone(), internal_tx.clone());
                         tokio::spawn(async move {
-                            let message = match subscribe(&commands).await {
-                                Ok(subscription) => Internal::Resubscribed(subscription),
-                                Err(error) => Internal::ResubscribeFailed(format!("{error:#}")),
+                            let message = match subscribe(&client).await {
+                                Ok(subscription) => LoopMessage::Resubscribed(subscription),
+                                Err(error) => LoopMessage::ResubscribeFailed(format!("{error:#}")),
                             };
                             let _ = internal.send(message);
                         });
@@ -167,15 +168,15 @@ async fn event_loop(
             },
             Some(internal) = internal_rx.recv() => {
                 match internal {
-                    Internal::Message(message) => {
+                    LoopMessage::Message(message) => {
                         app.update(message);
                     }
-                    Internal::Resubscribed(subscription) => {
+                    LoopMessage::Resubscribed(subscription) => {
                         resubscribing = false;
                         events = subscription.events;
                         app.update(Message::Snapshot(subscription.snapshot));
                     }
-                    Internal::ResubscribeFailed(error) => {
+                    LoopMessage::ResubscribeFailed(error) => {
                         return Err(anyhow!("the dashboard fell behind and cannot catch up: {error}"));
                     }
                 }
@@ -188,7 +189,7 @@ async fn event_loop(
             () = tokio::time::sleep_until(draw_at), if dirty => {}
         }
         if let Some(request) = request
-            && dispatch(request, commands, &internal_tx, &actor)
+            && dispatch(request, client, &internal_tx)
         {
             return Ok(());
         }
@@ -202,110 +203,41 @@ fn next_second() -> Instant {
     Instant::now() + Duration::from_millis(u64::from(1_000 - into_second) + 5)
 }
 
-/// The Unix user, for the audit trail of activate, cancel and trigger.
-/// The operator at this terminal: the Unix user of this process (not `$USER`, which anyone
-/// can set), as the control socket would name them.
-fn operator() -> String {
-    crate::socket::peers::current_user()
+async fn subscribe(client: &Client) -> anyhow::Result<Subscription> {
+    client
+        .subscribe()
+        .await
+        .map_err(|e| anyhow!("cannot subscribe to the scheduler: {e}"))
 }
 
-async fn subscribe(commands: &mpsc::Sender<Command>) -> anyhow::Result<Subscription> {
-    let (reply, answer) = oneshot::channel();
-    commands
-        .send(Command::Subscribe { reply })
-        .await
-        .map_err(|_| anyhow!("the scheduler is not running"))?;
-    answer
-        .await
-        .map_err(|_| anyhow!("the scheduler did not answer the subscription"))
-}
-
-/// Sends one command and waits for its reply.
-async fn ask<T>(
-    commands: &mpsc::Sender<Command>,
-    command: impl FnOnce(Reply<T>) -> Command,
-) -> Result<T, ActionError> {
-    let (reply, answer) = oneshot::channel();
-    commands
-        .send(command(reply))
-        .await
-        .map_err(|_| ActionError("the scheduler is not running".to_string()))?;
-    answer
-        .await
-        .unwrap_or_else(|_| Err(ActionError("the scheduler dropped the request".to_string())))
-}
-
-/// Starts a task that sends the command and brings the reply back to the loop as a message,
+/// Starts a task that makes the call and brings the answer back to the loop as a message,
 /// so the loop never waits on the scheduler. Returns whether the request was to quit.
 fn dispatch(
-    request: CommandRequest,
-    commands: &mpsc::Sender<Command>,
-    internal: &mpsc::UnboundedSender<Internal>,
-    actor: &Actor,
+    effect: Effect,
+    client: &Client,
+    internal: &mpsc::UnboundedSender<LoopMessage>,
 ) -> bool {
-    if request == CommandRequest::Quit {
+    if effect == Effect::Quit {
         return true;
     }
-    let (commands, internal, by) = (commands.clone(), internal.clone(), actor.clone());
+    let (client, internal) = (client.clone(), internal.clone());
     let outcome = async move {
-        match request {
-            CommandRequest::Quit => None,
-            CommandRequest::Reload => Some(Outcome::Reload(
-                ask(&commands, |reply| Command::Reload { by, reply }).await,
-            )),
-            CommandRequest::History(job) => {
-                let result = ask(&commands, |reply| Command::History {
-                    job: job.clone(),
-                    limit: app::HISTORY_LIMIT,
-                    reply,
-                })
-                .await;
+        match effect {
+            Effect::Quit => None,
+            Effect::Reload => Some(Outcome::Reload(client.reload().await)),
+            Effect::History(job) => {
+                let result = client.history(&job, app::HISTORY_LIMIT).await;
                 Some(Outcome::History { job, result })
             }
-            CommandRequest::Activate(job) => {
-                let result = ask(&commands, |reply| Command::Activate {
-                    job: job.clone(),
-                    by,
-                    reply,
-                })
-                .await;
-                Some(Outcome::Job {
-                    verb: JobVerb::Activate,
-                    job,
-                    result,
-                })
-            }
-            CommandRequest::Cancel(job) => {
-                let result = ask(&commands, |reply| Command::Cancel {
-                    job: job.clone(),
-                    by,
-                    reply,
-                })
-                .await;
-                Some(Outcome::Job {
-                    verb: JobVerb::Cancel,
-                    job,
-                    result,
-                })
-            }
-            CommandRequest::Trigger(job) => {
-                let result = ask(&commands, |reply| Command::Trigger {
-                    job: job.clone(),
-                    by,
-                    reply,
-                })
-                .await;
-                Some(Outcome::Job {
-                    verb: JobVerb::Trigger,
-                    job,
-                    result,
-                })
+            Effect::Act(verb, job) => {
+                let result = client.act(verb, &job).await;
+                Some(Outcome::Job { verb, job, result })
             }
         }
     };
     tokio::spawn(async move {
         if let Some(outcome) = outcome.await {
-            let _ = internal.send(Internal::Message(Message::Outcome(outcome)));
+            let _ = internal.send(LoopMessage::Message(Message::Outcome(outcome)));
         }
     });
     false

@@ -475,7 +475,7 @@ fn check_try_args(flag: &str, value: &str) -> Result<(), TestCaseError> {
     let parsed = jobtop::cli::Cli::try_parse_from(["jobtop", "try", "x.lua", arg.as_str()]);
     match parsed {
         Ok(cli) => {
-            let Some(jobtop::cli::Command::Try(args)) = cli.command else {
+            let Some(jobtop::cli::Subcommand::Try(args)) = cli.command else {
                 return Err(TestCaseError::fail("not a try command"));
             };
             match flag {

@@ -4,218 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobtop::config;
-use jobtop::control::{Command, JobEvent, JobView, ReloadSummary, RunSummary};
+use common::paused::{OK_JOB, start, start_at, start_in, step, wall_base};
+use jobtop::control::{JobEvent, Verb};
 use jobtop::job::{RunResult, Status};
-use jobtop::scheduler::{self, SchedulerOptions, WallClock, database_path};
 use jobtop::store::Store;
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::time::Instant;
-
-const OK_JOB: &str =
-    "local job = core.job() function job.run() core.log('hi') return job.OK end return job";
-
-struct Harness {
-    dir: tempfile::TempDir,
-    commands: mpsc::Sender<Command>,
-    events: broadcast::Receiver<JobEvent>,
-    task: tokio::task::JoinHandle<()>,
-    /// Added to the wall clock: a test moves it to simulate an NTP step.
-    wall_offset_ms: Arc<AtomicI64>,
-}
-
-fn wall_base() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-async fn start(yaml: &str, jobs: &[(&str, &str)]) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), yaml, jobs);
-    start_in(dir).await
-}
-
-fn write_config(dir: &std::path::Path, yaml: &str, jobs: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir.join("jobs")).unwrap();
-    for (name, source) in jobs {
-        std::fs::write(dir.join("jobs").join(name), source).unwrap();
-    }
-    std::fs::write(dir.join("jobs.yaml"), yaml).unwrap();
-}
-
-async fn start_in(dir: tempfile::TempDir) -> Harness {
-    start_at(dir, wall_base()).await
-}
-
-async fn start_at(dir: tempfile::TempDir, wall_start: DateTime<Utc>) -> Harness {
-    let config = config::load(&dir.path().join("jobs.yaml")).unwrap();
-    let store = Store::open(&database_path(&config.service.state_dir)).unwrap();
-    let offset = Arc::new(AtomicI64::new(0));
-    let base_instant = Instant::now();
-    let wall_offset = offset.clone();
-    let wall = WallClock::Manual(Arc::new(move || {
-        wall_start
-            + chrono::Duration::from_std(base_instant.elapsed()).unwrap()
-            + chrono::Duration::milliseconds(wall_offset.load(Ordering::SeqCst))
-    }));
-    let handle = scheduler::start(
-        config,
-        store,
-        SchedulerOptions {
-            grace: Duration::from_secs(2),
-            wall,
-        },
-    )
-    .unwrap();
-    let (reply, subscription) = oneshot::channel();
-    handle
-        .commands
-        .send(Command::Subscribe { reply })
-        .await
-        .unwrap();
-    let subscription = subscription.await.unwrap();
-    Harness {
-        dir,
-        commands: handle.commands,
-        events: subscription.events,
-        task: handle.task,
-        wall_offset_ms: offset,
-    }
-}
-
-impl Harness {
-    /// Waits (in real time, at most 10 s) for the next finished run.
-    async fn finished(&mut self) -> (String, RunSummary) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.events.try_recv() {
-                Ok(JobEvent::Finished { name, run }) => return (name, run),
-                Ok(_) => {}
-                Err(broadcast::error::TryRecvError::Empty) => {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "no run finished within 10 s"
-                    );
-                    std::thread::sleep(Duration::from_micros(200));
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-    }
-
-    /// Lets the scheduler handle everything pending, and checks no run finished meanwhile.
-    async fn assert_no_run(&mut self) {
-        for _ in 0..20 {
-            tokio::task::yield_now().await;
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        loop {
-            match self.events.try_recv() {
-                Ok(JobEvent::Finished { name, run }) => panic!("unexpected run of {name}: {run:?}"),
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    }
-
-    async fn jobs(&self) -> Vec<JobView> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe { reply })
-            .await
-            .unwrap();
-        answer.await.unwrap().snapshot.jobs
-    }
-
-    async fn job(&self, name: &str) -> JobView {
-        self.jobs()
-            .await
-            .into_iter()
-            .find(|j| j.name == name)
-            .unwrap()
-    }
-
-    async fn reload(&self) -> Result<ReloadSummary, String> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Reload { by: None, reply })
-            .await
-            .unwrap();
-        // The configuration is read on a blocking thread: wait in real time.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let mut answer = answer;
-        loop {
-            match answer.try_recv() {
-                Ok(result) => return result.map_err(|e| e.0),
-                Err(oneshot::error::TryRecvError::Empty) => {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "reload did not answer"
-                    );
-                    std::thread::sleep(Duration::from_millis(1));
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-    }
-
-    async fn act(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<String, jobtop::control::ActionError>>) -> Command,
-    ) -> Result<String, String> {
-        let (reply, answer) = oneshot::channel();
-        self.commands.send(make(reply)).await.unwrap();
-        let mut answer = answer;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match answer.try_recv() {
-                Ok(result) => return result.map_err(|e| e.0),
-                Err(oneshot::error::TryRecvError::Empty) => {
-                    assert!(std::time::Instant::now() < deadline, "no answer");
-                    std::thread::sleep(Duration::from_millis(1));
-                    tokio::task::yield_now().await;
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-    }
-
-    async fn shutdown(self) -> tempfile::TempDir {
-        let (reply, done) = oneshot::channel();
-        self.commands
-            .send(Command::Shutdown { reply })
-            .await
-            .unwrap();
-        let mut done = done;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while done.try_recv().is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "shutdown did not finish"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-            tokio::task::yield_now().await;
-        }
-        self.task.await.unwrap();
-        self.dir
-    }
-}
-
-/// Moves the virtual clock and lets the scheduler handle what came due.
-async fn step(by: Duration) {
-    tokio::time::advance(by).await;
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
-}
 
 fn one_job(name: &str, file: &str, extra: &str) -> String {
     format!("jobs:\n  - name: {name}\n    path: {file}\n{extra}")
@@ -392,17 +190,10 @@ async fn operator_actions() {
     let fail = "local job = core.job() function job.run() error('nope') end return job";
     let yaml = "jobs:\n  - name: good\n    path: good.lua\n    interval: 10s\n  - name: bad\n    path: bad.lua\n    interval: 10s\n";
     let mut h = start(yaml, &[("good.lua", OK_JOB), ("bad.lua", fail)]).await;
-    let by = Some("alice".to_string());
+    let by = Some("alice");
 
     // trigger runs now, off schedule, and keeps the phase
-    let message = h
-        .act(|reply| Command::Trigger {
-            job: "good".into(),
-            by: by.clone(),
-            reply,
-        })
-        .await
-        .unwrap();
+    let message = h.act(Verb::Trigger, "good", by).await.unwrap();
     assert_eq!(message, "triggered good");
     let (_, run) = h.finished().await;
     assert_eq!(run.trigger, "operator");
@@ -412,14 +203,7 @@ async fn operator_actions() {
     );
 
     // cancel deactivates, persisted, with the operator's name
-    let message = h
-        .act(|reply| Command::Cancel {
-            job: "good".into(),
-            by: by.clone(),
-            reply,
-        })
-        .await
-        .unwrap();
+    let message = h.act(Verb::Cancel, "good", by).await.unwrap();
     assert_eq!(message, "cancelled good");
     let good = h.job("good").await;
     assert_eq!(good.status, Status::Deactivated);
@@ -430,25 +214,12 @@ async fn operator_actions() {
     h.assert_no_run().await;
 
     // a triggered ok run does not reactivate a deactivated job
-    h.act(|reply| Command::Trigger {
-        job: "good".into(),
-        by: by.clone(),
-        reply,
-    })
-    .await
-    .unwrap();
+    h.act(Verb::Trigger, "good", by).await.unwrap();
     assert_eq!(h.finished().await.1.result, RunResult::Ok);
     assert_eq!(h.job("good").await.status, Status::Deactivated);
 
     // activate: waiting again, next run one interval from now
-    let message = h
-        .act(|reply| Command::Activate {
-            job: "bad".into(),
-            by: by.clone(),
-            reply,
-        })
-        .await
-        .unwrap();
+    let message = h.act(Verb::Activate, "bad", by).await.unwrap();
     assert_eq!(message, "activated bad (was deactivated)");
     let bad = h.job("bad").await;
     assert_eq!(bad.status, Status::Waiting);
@@ -456,14 +227,7 @@ async fn operator_actions() {
     assert!(bad.last_error.is_some(), "the last error stays visible");
 
     // unknown jobs and disabled ones are refused with a reason
-    let err = h
-        .act(|reply| Command::Activate {
-            job: "nosuch".into(),
-            by: None,
-            reply,
-        })
-        .await
-        .unwrap_err();
+    let err = h.act(Verb::Activate, "nosuch", None).await.unwrap_err();
     assert!(err.contains("no job named \"nosuch\""), "{err}");
     assert!(err.contains("expected one of good, bad"), "{err}");
     let dir = h.shutdown().await;
@@ -489,14 +253,7 @@ async fn cancel_aborts_a_run_in_progress() {
     tokio::time::advance(Duration::from_secs(1)).await;
     tokio::task::yield_now().await;
     assert_eq!(h.job("busy").await.status, Status::Running);
-    let message = h
-        .act(|reply| Command::Cancel {
-            job: "busy".into(),
-            by: None,
-            reply,
-        })
-        .await
-        .unwrap();
+    let message = h.act(Verb::Cancel, "busy", None).await.unwrap();
     assert!(message.contains("being aborted"), "{message}");
     let (_, run) = h.finished().await;
     assert_eq!(run.result, RunResult::Aborted);

@@ -16,20 +16,17 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
-use jobtop::config;
-use jobtop::control::{Command, JobEvent, JobView, RunSummary};
+use common::paused::{self, Harness};
+use jobtop::control::{JobEvent, RunSummary};
 use jobtop::job::RunResult;
 use jobtop::runtime::{JobGrants, LocalZone};
-use jobtop::scheduler::{self, SchedulerOptions, WallClock, database_path};
 use jobtop::store::Store;
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::sync::broadcast;
 
 /// Logs the eight helpers in UTC, then in local time, one line each.
 const CLOCK_JOB: &str = "local job = core.job()
@@ -72,57 +69,10 @@ where
 // ---------------------------------------------------------------------------------------------
 // A scheduler on the paused clock with a wall clock the test moves.
 
-struct Harness {
-    dir: tempfile::TempDir,
-    commands: mpsc::Sender<Command>,
-    events: broadcast::Receiver<JobEvent>,
-    task: tokio::task::JoinHandle<()>,
-    /// Added to the wall clock, in milliseconds: the test steps it as NTP would.
-    wall_offset_ms: Arc<AtomicI64>,
-}
-
 async fn start(yaml: &str, wall_start: DateTime<Utc>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("jobs")).unwrap();
-    std::fs::write(dir.path().join("jobs/clock.lua"), CLOCK_JOB).unwrap();
-    std::fs::write(dir.path().join("jobs.yaml"), yaml).unwrap();
-    start_in(dir, wall_start).await
-}
-
-async fn start_in(dir: tempfile::TempDir, wall_start: DateTime<Utc>) -> Harness {
-    let config = config::load(&dir.path().join("jobs.yaml")).unwrap();
-    let store = Store::open(&database_path(&config.service.state_dir)).unwrap();
-    let offset = Arc::new(AtomicI64::new(0));
-    let base = Instant::now();
-    let wall_offset = offset.clone();
-    let wall = WallClock::Manual(Arc::new(move || {
-        wall_start
-            + chrono::Duration::from_std(base.elapsed()).unwrap()
-            + chrono::Duration::milliseconds(wall_offset.load(Ordering::SeqCst))
-    }));
-    let handle = scheduler::start(
-        config,
-        store,
-        SchedulerOptions {
-            grace: Duration::from_secs(2),
-            wall,
-        },
-    )
-    .unwrap();
-    let (reply, subscription) = oneshot::channel();
-    handle
-        .commands
-        .send(Command::Subscribe { reply })
-        .await
-        .unwrap();
-    let subscription = subscription.await.unwrap();
-    Harness {
-        dir,
-        commands: handle.commands,
-        events: subscription.events,
-        task: handle.task,
-        wall_offset_ms: offset,
-    }
+    paused::write_config(dir.path(), yaml, &[("clock.lua", CLOCK_JOB)]);
+    paused::start_at(dir, wall_start).await
 }
 
 impl Harness {
@@ -158,39 +108,6 @@ impl Harness {
         }
         assert_eq!(runs.len(), 1, "more than one run at once: {runs:#?}");
         runs.pop().unwrap()
-    }
-
-    async fn job(&self, name: &str) -> JobView {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe { reply })
-            .await
-            .unwrap();
-        answer
-            .await
-            .unwrap()
-            .snapshot
-            .jobs
-            .into_iter()
-            .find(|j| j.name == name)
-            .unwrap()
-    }
-
-    async fn shutdown(self) -> tempfile::TempDir {
-        let (reply, done) = oneshot::channel();
-        self.commands
-            .send(Command::Shutdown { reply })
-            .await
-            .unwrap();
-        let mut done = done;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while done.try_recv().is_err() {
-            assert!(std::time::Instant::now() < deadline, "shutdown hung");
-            std::thread::sleep(Duration::from_millis(1));
-            tokio::task::yield_now().await;
-        }
-        self.task.await.unwrap();
-        self.dir
     }
 }
 
@@ -306,7 +223,7 @@ async fn a_restart_across_a_jump_is_neither_stuck_nor_a_burst() {
 
     // Back an hour: last run at base+3s, now base+3s-1h.
     let back = base + chrono::Duration::seconds(3) - chrono::Duration::hours(1);
-    let mut h = start_in(dir, back).await;
+    let mut h = paused::start_at(dir, back).await;
     assert!(h.finished_runs().await.is_empty(), "a run at start");
     // The scheduler hands a run to a worker up to 2 ms before it is due (the worker waits out
     // the rest on the real clock, which this paused clock cannot show): check short of that.
@@ -328,7 +245,7 @@ async fn a_restart_across_a_jump_is_neither_stuck_nor_a_burst() {
     // Forward an hour past the last run: one run at once, then on the second.
     let last = back + chrono::Duration::seconds(2);
     let forward = last + chrono::Duration::hours(1);
-    let mut h = start_in(dir, forward).await;
+    let mut h = paused::start_at(dir, forward).await;
     let run = h.one_run().await;
     assert_eq!(run.scheduled, forward);
     tokio::time::advance(Duration::from_millis(500)).await;

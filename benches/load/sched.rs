@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use jobtop::control::{Command, JobEvent, Snapshot, Subscription};
+use jobtop::control::{JobEvent, Snapshot, Subscription};
 use jobtop::scheduler::{self, SchedulerHandle, SchedulerOptions, database_path};
 use jobtop::store::Store;
 use jobtop::tui::app::{App, Message};
@@ -53,19 +53,11 @@ pub async fn start(file: &Path) -> (SchedulerHandle, Subscription, Startup) {
 }
 
 async fn subscribe(handle: &SchedulerHandle) -> Subscription {
-    let (reply, answer) = oneshot::channel();
-    handle
-        .commands
-        .send(Command::Subscribe { reply })
-        .await
-        .expect("scheduler running");
-    answer.await.expect("subscription")
+    handle.client.subscribe().await.expect("subscription")
 }
 
 async fn shutdown(handle: SchedulerHandle) {
-    let (reply, done) = oneshot::channel();
-    let _ = handle.commands.send(Command::Shutdown { reply }).await;
-    let _ = done.await;
+    handle.client.shutdown().await;
     let _ = handle.task.await;
 }
 
@@ -419,14 +411,8 @@ pub async fn reload(key: &str, jobs: usize, interval: &str, secs_each_side: u64)
         ]),
     )
     .expect("rewrite jobs.yaml");
-    let (reply, answer) = oneshot::channel();
     let (asked, clock) = (Utc::now(), Instant::now());
-    handle
-        .commands
-        .send(Command::Reload { by: None, reply })
-        .await
-        .expect("scheduler running");
-    let summary = answer.await.expect("reply").expect("reload accepted");
+    let summary = handle.client.reload().await.expect("reload accepted");
     let took = clock.elapsed();
     let answered = Utc::now();
     tokio::time::sleep(Duration::from_secs(secs_each_side)).await;

@@ -8,28 +8,17 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::check::display_name;
 use super::exit;
 use crate::config::{self, Config, JobSpec};
+use crate::control::Verb;
 use crate::job::Trigger;
 use crate::runtime::{
     JobGrants, JobRunner, LocalZone, RunControl, RunRequest, ScriptCache, SqliteState,
 };
 use crate::scheduler::database_path;
-use crate::socket::{self, client, protocol::Request};
+use crate::socket::{self, client};
 use crate::state_dir;
 use crate::store::{RunRecord, Store};
-
-/// An operator action from the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Lift a deactivation.
-    Activate,
-    /// Deactivate.
-    Cancel,
-    /// Run once now.
-    Trigger,
-}
 
 fn find<'a>(config: &'a Config, name: &str) -> Result<&'a JobSpec, String> {
     config.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
@@ -42,28 +31,19 @@ fn find<'a>(config: &'a Config, name: &str) -> Result<&'a JobSpec, String> {
     })
 }
 
-/// Runs an action on the database; returns the exit code.
-pub fn run(file: &Path, action: Action, name: &str) -> u8 {
-    let verb = match action {
-        Action::Activate => "activate",
-        Action::Cancel => "cancel",
-        Action::Trigger => "trigger",
-    };
-    let request = match action {
-        Action::Activate => Request::Activate {
-            job: name.to_string(),
-        },
-        Action::Cancel => Request::Cancel {
-            job: name.to_string(),
-        },
-        Action::Trigger => Request::Trigger {
-            job: name.to_string(),
-        },
-    };
-    if let Some(answer) = client::call(&socket::path_for_config(file), &request) {
+/// Runs an operator action: through the running service, else on the database; returns the
+/// exit code.
+pub fn run(file: &Path, verb: Verb, name: &str) -> u8 {
+    let socket = socket::path_for_config(file);
+    if let Some(answer) =
+        client::with_service(
+            &socket,
+            |client| async move { client.act(verb, name).await },
+        )
+    {
         return match answer {
             Ok(message) => {
-                say!("{}", message.as_str().unwrap_or_default());
+                say!("{message}");
                 exit::OK
             }
             Err(e) => {
@@ -72,7 +52,7 @@ pub fn run(file: &Path, action: Action, name: &str) -> u8 {
             }
         };
     }
-    match act(file, action, name) {
+    match act(file, verb, name) {
         Ok((message, code)) => {
             say!("{message}");
             code
@@ -84,17 +64,17 @@ pub fn run(file: &Path, action: Action, name: &str) -> u8 {
     }
 }
 
-fn act(file: &Path, action: Action, name: &str) -> Result<(String, u8), (String, u8)> {
+fn act(file: &Path, verb: Verb, name: &str) -> Result<(String, u8), (String, u8)> {
     let config = config::load(file).map_err(|e| (e.to_string(), exit::USAGE))?;
     let spec = find(&config, name).map_err(|e| (e, exit::FAILED))?;
     let dir = &config.service.state_dir;
     let _lock = state_dir::lock(dir, "cli").map_err(|e| (e.to_string(), exit::FAILED))?;
     let mut store = Store::open(&database_path(dir)).map_err(|e| (e.to_string(), exit::FAILED))?;
     let failed = |e: crate::store::StoreError| (e.to_string(), exit::FAILED);
-    let user = Some(crate::socket::peers::current_user());
+    let user = Some(crate::users::current_user());
     let now = Utc::now();
-    match action {
-        Action::Activate => {
+    match verb {
+        Verb::Activate => {
             let deactivated = store
                 .job_state(name)
                 .map_err(failed)?
@@ -111,14 +91,14 @@ fn act(file: &Path, action: Action, name: &str) -> Result<(String, u8), (String,
                 exit::OK,
             ))
         }
-        Action::Cancel => {
+        Verb::Cancel => {
             let who = user.as_deref().unwrap_or("an operator");
             store
                 .deactivate(name, &format!("cancelled by {who}"), user.as_deref(), now)
                 .map_err(failed)?;
             Ok((format!("cancelled {name}"), exit::OK))
         }
-        Action::Trigger => trigger(&config, spec, &mut store),
+        Verb::Trigger => trigger(&config, spec, &mut store),
     }
 }
 
@@ -135,7 +115,7 @@ fn trigger(
     let scheduled = Utc::now();
     let request = RunRequest {
         file: spec.file.clone(),
-        display_name: display_name(config, &spec.path),
+        display_name: config.display_name(&spec.path),
         scheduled,
         zone,
         timeout: spec.timeout,
@@ -200,11 +180,10 @@ fn trigger(
 /// `jobtop reload`: through the running service's control socket; with no service there is
 /// nothing to do, and it says so.
 pub fn reload(file: &Path) -> u8 {
-    if let Some(answer) = client::call(&socket::path_for_config(file), &Request::Reload) {
-        let summary = answer.and_then(|v| {
-            serde_json::from_value::<crate::control::ReloadSummary>(v)
-                .map_err(|e| format!("unreadable answer: {e}"))
-        });
+    let socket = socket::path_for_config(file);
+    if let Some(summary) =
+        client::with_service(&socket, |client| async move { client.reload().await })
+    {
         return match summary {
             Ok(summary) => {
                 say!("{summary}");

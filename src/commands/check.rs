@@ -44,7 +44,7 @@ fn compile_all(config: &Config) -> Vec<String> {
     let cache = ScriptCache::new();
     let mut problems = Vec::new();
     for job in &config.jobs {
-        let display = display_name(config, &job.path);
+        let display = config.display_name(&job.path);
         if let Err(e) = cache.bytecode(&job.file, &display) {
             let message = match e {
                 LoadError::Missing(m) | LoadError::Syntax(m) | LoadError::Unreadable(m) => m,
@@ -58,16 +58,6 @@ fn compile_all(config: &Config) -> Vec<String> {
         }
     }
     problems
-}
-
-/// How a job file is named in messages: its path relative to the directory of `jobs.yaml`
-/// (`jobs/nightly.lua`), or the full path when it lies elsewhere.
-pub fn display_name(config: &Config, path: &str) -> String {
-    let full = config.service.jobs_dir.join(path);
-    full.strip_prefix(&config.base_dir)
-        .unwrap_or(&full)
-        .display()
-        .to_string()
 }
 
 /// Runs `jobtop check` and returns the exit code.

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::exit;
 use super::serve::{prepare_loaded, shutdown, start_with_socket};
+use crate::control::Role;
 use crate::socket::{self, client};
 use crate::tui::{self, DashboardOptions};
 
@@ -35,17 +36,17 @@ pub fn run(file: &Path, options: Options) -> u8 {
         Ok(config) => socket::path(&config.service.state_dir),
         Err(_) => socket::path_for_config(file),
     };
-    let attached = runtime.block_on(client::attach(&socket_path));
+    let attached = runtime.block_on(client::connect(&socket_path));
     match attached {
-        Ok((commands, info)) => {
+        Ok(connection) => {
             let dashboard = DashboardOptions {
                 no_color: options.no_color,
                 config_file: file.to_path_buf(),
-                attached_pid: Some(info.pid),
-                read_only: options.read_only || info.read_only,
+                attached_pid: Some(connection.hello.pid),
+                read_only: options.read_only || connection.hello.role == Role::Viewer,
             };
             // Quitting an attached dashboard only closes its connection.
-            match runtime.block_on(tui::run(commands, dashboard)) {
+            match runtime.block_on(tui::run(connection.client, dashboard)) {
                 Ok(()) => exit::OK,
                 Err(e) => {
                     eprintln!("jobtop: {e:#}");
@@ -96,7 +97,7 @@ fn run_in_process(
             attached_pid: None,
             read_only: options.read_only,
         };
-        let result = tui::run(handle.commands.clone(), dashboard).await;
+        let result = tui::run(handle.client.clone(), dashboard).await;
         // The terminal is restored by now; say why quitting takes a while, if it does.
         let stopping = shutdown(handle, &socket_path);
         tokio::pin!(stopping);

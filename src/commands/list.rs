@@ -4,14 +4,13 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
 
 use super::exit;
 use crate::config::{self, Config};
-use crate::control::{JobView, RunSummary, Snapshot};
+use crate::control::{JobView, ListRow, RunSummary};
 use crate::scheduler::{database_path, run_summary, stored_view};
-use crate::socket::{self, client, protocol::Request};
+use crate::socket::{self, client};
 use crate::state_dir;
 use crate::store::{JobState, Store, StoreError};
 use crate::units::format_duration;
@@ -35,10 +34,10 @@ fn read(file: &Path) -> Result<Stored, (String, u8)> {
 
 /// Runs `jobtop list`: live from a running service, else from the state database.
 pub fn run_list(file: &Path, as_json: bool) -> u8 {
-    if let Some(answer) = client::call(&socket::path_for_config(file), &Request::Snapshot) {
-        let snapshot = answer.and_then(|v| {
-            serde_json::from_value::<Snapshot>(v).map_err(|e| format!("unreadable answer: {e}"))
-        });
+    let socket = socket::path_for_config(file);
+    if let Some(snapshot) =
+        client::with_service(&socket, |client| async move { client.snapshot().await })
+    {
         return match snapshot {
             Ok(snapshot) => {
                 let holder = format!("live from jobtop pid {}", snapshot.pid);
@@ -72,8 +71,8 @@ pub fn run_list(file: &Path, as_json: bool) -> u8 {
 
 fn print_list(views: &[JobView], holder: Option<&str>, as_json: bool) {
     if as_json {
-        let rows: Vec<Value> = views.iter().map(list_json).collect();
-        say!("{}", Value::Array(rows));
+        let rows: Vec<ListRow> = views.iter().map(ListRow::from).collect();
+        say!("{}", serde_json::to_string(&rows).unwrap_or_default());
     } else {
         match holder {
             Some(holder) => say!("service: running ({holder})"),
@@ -81,35 +80,6 @@ fn print_list(views: &[JobView], holder: Option<&str>, as_json: bool) {
         }
         say_raw!("{}", list_table(views));
     }
-}
-
-fn time(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| {
-        Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true))
-    })
-}
-
-/// One `list --json` object: the SPEC's fields, then the rest of the row.
-pub fn list_json(view: &JobView) -> Value {
-    json!({
-        "name": view.name,
-        "path": view.path,
-        "interval_secs": view.interval_secs,
-        "status": view.status.as_str(),
-        "last_run": time(view.last_run),
-        "last_result": view.last_result.map(crate::job::RunResult::as_str),
-        "last_error": view.last_error,
-        "runs": view.runs,
-        "next_run": time(view.next_run),
-        "last_error_at": time(view.last_error_at),
-        "last_duration_ms": view.last_duration_ms,
-        "oks": view.oks,
-        "errors": view.errors,
-        "skips": view.skips,
-        "deactivated_reason": view.deactivated_reason,
-        "deactivated_by": view.deactivated_by,
-        "deactivated_at": time(view.deactivated_at),
-    })
 }
 
 fn list_table(views: &[JobView]) -> String {
@@ -165,15 +135,10 @@ fn list_table(views: &[JobView]) -> String {
 
 /// Runs `jobtop history NAME`: live from a running service, else from the state database.
 pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
-    let request = Request::History {
-        job: name.to_string(),
-        limit,
-    };
-    if let Some(answer) = client::call(&socket::path_for_config(file), &request) {
-        let runs = answer.and_then(|v| {
-            serde_json::from_value::<Vec<RunSummary>>(v)
-                .map_err(|e| format!("unreadable answer: {e}"))
-        });
+    let socket = socket::path_for_config(file);
+    if let Some(runs) = client::with_service(&socket, |client| async move {
+        client.history(name, limit).await
+    }) {
         return match runs {
             Ok(runs) => {
                 print_history(name, &runs, as_json);
@@ -222,21 +187,7 @@ pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
 
 fn print_history(name: &str, runs: &[RunSummary], as_json: bool) {
     if as_json {
-        let rows: Vec<Value> = runs
-            .iter()
-            .map(|r| {
-                json!({
-                    "scheduled": r.scheduled.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    "started": r.started.to_rfc3339_opts(SecondsFormat::Millis, true),
-                    "duration_ms": r.duration_ms,
-                    "result": r.result.as_str(),
-                    "error": r.error,
-                    "trigger": r.trigger,
-                    "logs": r.logs,
-                })
-            })
-            .collect();
-        say!("{}", Value::Array(rows));
+        say!("{}", serde_json::to_string(runs).unwrap_or_default());
         return;
     }
     if runs.is_empty() {

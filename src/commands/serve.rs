@@ -4,11 +4,9 @@
 use std::path::Path;
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::oneshot;
 
 use super::exit;
 use crate::config::{self, Config, ConfigError};
-use crate::control::Command;
 use crate::scheduler::{self, SchedulerHandle, SchedulerOptions, database_path};
 use crate::state_dir::{self, StateLock};
 use crate::store::Store;
@@ -118,7 +116,7 @@ pub fn start_with_socket(config: Config, store: Store) -> Result<SchedulerHandle
     })?;
     tokio::spawn(crate::socket::server::serve(
         listener,
-        handle.commands.clone(),
+        handle.client.clone(),
         access,
     ));
     Ok(handle)
@@ -128,17 +126,16 @@ async fn serve_signals(handle: SchedulerHandle, socket: &Path) -> std::io::Resul
     let mut hangup = signal(SignalKind::hangup())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let signal_client = handle.client.clone().acting_as(Some("SIGHUP".into()));
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                let (reply, answer) = oneshot::channel();
-                if handle.commands.send(Command::Reload { by: Some("SIGHUP".into()), reply }).await.is_err() {
+                if handle.client.is_closed() {
                     break;
                 }
-                match answer.await {
-                    Ok(Ok(summary)) => tracing::info!("SIGHUP: {summary}"),
-                    Ok(Err(e)) => tracing::warn!("SIGHUP: {e}"),
-                    Err(_) => break,
+                match signal_client.reload().await {
+                    Ok(summary) => tracing::info!("SIGHUP: {summary}"),
+                    Err(e) => tracing::warn!("SIGHUP: {e}"),
                 }
             }
             _ = interrupt.recv() => break,
@@ -153,14 +150,6 @@ async fn serve_signals(handle: SchedulerHandle, socket: &Path) -> std::io::Resul
 /// file goes first, so no client mistakes a stopping service for a live one.
 pub async fn shutdown(handle: SchedulerHandle, socket: &Path) {
     crate::socket::server::remove(socket);
-    let (reply, done) = oneshot::channel();
-    if handle
-        .commands
-        .send(Command::Shutdown { reply })
-        .await
-        .is_ok()
-    {
-        let _ = done.await;
-    }
+    handle.client.shutdown().await;
     let _ = handle.task.await;
 }

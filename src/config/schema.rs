@@ -415,7 +415,7 @@ fn groups(check: &mut Checker, f: &Fields<'_>, service: &mut ServiceConfig) {
         let Some(group) = check.text(node, &what, expected) else {
             continue;
         };
-        if !crate::socket::peers::group_exists(&group) {
+        if !crate::users::group_exists(&group) {
             check.report(
                 node.pos,
                 format!("unknown group {group:?} as {what}: expected {expected}"),

@@ -3,7 +3,7 @@
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::control::{ActionError, Actor, Command, Reply, Subscription};
+use crate::control::{ActionError, Actor, Reply, SchedulerCommand, Subscription, Verb};
 use crate::job::{Status, Trigger};
 
 use super::recorder::Record;
@@ -11,17 +11,15 @@ use super::timers::JobId;
 use super::{Internal, Scheduler};
 
 impl Scheduler {
-    pub(super) fn command(&mut self, command: Command) {
+    pub(super) fn command(&mut self, command: SchedulerCommand) {
         if self.shutdown.is_some() {
             let stopping = || ActionError("the service is shutting down".into());
             match command {
-                Command::Activate { reply, .. }
-                | Command::Cancel { reply, .. }
-                | Command::Trigger { reply, .. } => {
+                SchedulerCommand::Act { reply, .. } => {
                     let _ = reply.send(Err(stopping()));
                     return;
                 }
-                Command::Reload { reply, .. } => {
+                SchedulerCommand::Reload { reply, .. } => {
                     let _ = reply.send(Err(stopping()));
                     return;
                 }
@@ -31,42 +29,52 @@ impl Scheduler {
         self.answer(command);
     }
 
-    fn answer(&mut self, command: Command) {
+    fn answer(&mut self, command: SchedulerCommand) {
         match command {
-            Command::Subscribe { reply } => {
-                let _ = reply.send(Subscription {
+            SchedulerCommand::Subscribe { reply } => {
+                let _ = reply.send(Ok(Subscription {
                     snapshot: self.snapshot(),
                     events: self.events.subscribe(),
-                });
+                }));
             }
-            Command::Reload { by, reply } => {
+            SchedulerCommand::Snapshot { reply } => {
+                let _ = reply.send(Ok(self.snapshot()));
+            }
+            SchedulerCommand::Reload { by, reply } => {
                 self.audit(&by, "reload", "", None);
                 self.start_reload(reply);
             }
-            Command::Activate { job, by, reply } => self.activate(&job, &by, reply),
-            Command::Cancel { job, by, reply } => self.cancel(&job, &by, reply),
-            Command::Trigger { job, by, reply } => {
-                let _ = reply.send(self.trigger(&job, &by));
-            }
-            Command::History { job, limit, reply } => {
+            SchedulerCommand::Act {
+                verb,
+                job,
+                by,
+                reply,
+            } => match verb {
+                Verb::Activate => self.activate(&job, &by, reply),
+                Verb::Cancel => self.cancel(&job, &by, reply),
+                Verb::Trigger => {
+                    let _ = reply.send(self.trigger(&job, &by));
+                }
+            },
+            SchedulerCommand::History { job, limit, reply } => {
                 if let Err(e) = self.find(&job) {
                     let _ = reply.send(Err(e));
-                } else if !self.recorder.send(Record::History { job, limit, reply }) {
+                } else if !self.record(Record::History { job, limit, reply }) {
                     tracing::error!("the recorder is gone: history cannot be read");
                 }
             }
-            Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
+            SchedulerCommand::Shutdown { reply } => self.begin_shutdown(Some(reply)),
         }
     }
 
-    fn audit(&self, by: &Actor, action: &str, job: &str, detail: Option<String>) {
+    fn audit(&mut self, by: &Actor, action: &str, job: &str, detail: Option<String>) {
         tracing::info!(
             user = by.as_deref().unwrap_or("-"),
             action,
             job,
             "operator action"
         );
-        self.recorder.send(Record::Audit {
+        self.record(Record::Audit {
             user: by.clone(),
             action: action.to_string(),
             job: (!job.is_empty()).then(|| job.to_string()),
@@ -115,7 +123,7 @@ impl Scheduler {
         let message = format!("activated {name} (was {was})");
         if was == Status::Deactivated {
             let (ack, committed) = oneshot::channel();
-            self.recorder.send(Record::Activate {
+            self.record(Record::Activate {
                 job: name.to_string(),
                 at,
                 ack: Some(ack),

@@ -41,9 +41,9 @@ fn spread_offset(name: &str, window: Duration) -> Duration {
     if window_ns == 0 {
         return Duration::ZERO;
     }
-    // SipHash with its fixed keys: the same name gets the same offset on every start.
-    #[allow(deprecated)]
-    let mut hasher = std::hash::SipHasher::new();
+    // SipHash-2-4 with fixed keys: the same name gets the same offset on every start, on every
+    // host, and with every Rust release (std's own hasher promises none of that).
+    let mut hasher = siphasher::sip::SipHasher::new();
     name.hash(&mut hasher);
     Duration::from_nanos(hasher.finish() % window_ns)
 }

@@ -1,26 +1,28 @@
 //! The recorder: one thread that owns the state database and writes what the scheduler tells
 //! it. Runs and live statuses are written in batches, one transaction per batch: what queued up
 //! while the previous batch was written, and, when that is little, what comes in the next
-//! [`BATCH_WINDOW`]. The queue is bounded, so a flood waits for the writer. Deactivations and
-//! activations are committed before they are acknowledged.
+//! [`BATCH_WINDOW`]. The queue is bounded, and the scheduler never blocks on it: what does not
+//! fit waits in the scheduler's outbox, and while the outbox is long the scheduler starts no
+//! new runs (so a flood slows the runs down instead of growing memory, and no record is lost).
+//! Deactivations and activations are committed before they are acknowledged.
 
-use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::control::{ActionError, JobEvent, Reply, RunSummary};
-use crate::fast_hash::FastMap;
 use crate::store::{LiveUpdate, RunRecord, Store};
+use rustc_hash::FxHashMap;
 
 /// Most messages folded into one transaction.
 const MAX_BATCH: usize = 10_000;
 
-/// Most messages waiting for the recorder. When it falls this far behind (a flood of runs, a
-/// slow disk), the scheduler waits for it rather than letting the queue grow without bound:
-/// runs then start no faster than they are recorded.
-const QUEUE_CAPACITY: usize = 2 * MAX_BATCH;
+/// Most messages waiting in the recorder's queue. When it falls this far behind (a flood of
+/// runs, a slow disk), more wait in the scheduler's outbox, which holds back new runs: runs then
+/// start no faster than they are recorded.
+pub const QUEUE_CAPACITY: usize = 2 * MAX_BATCH;
 
 /// How long the recorder gathers runs and statuses before it writes them in one transaction.
 /// A crash loses at most the runs of this window (they are "in flight"); decisions are
@@ -87,10 +89,20 @@ pub enum Record {
     Flush(oneshot::Sender<()>),
 }
 
+/// What became of a message offered to the recorder.
+pub enum Offer {
+    /// It is in the queue.
+    Taken,
+    /// The queue is full: here it is back.
+    Full(Record),
+    /// The recorder is gone.
+    Gone,
+}
+
 /// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
-    queue: std_mpsc::SyncSender<Record>,
+    queue: mpsc::Sender<Record>,
 }
 
 impl Recorder {
@@ -101,7 +113,7 @@ impl Recorder {
         keep_days: u32,
         events: broadcast::Sender<JobEvent>,
     ) -> std::io::Result<(Recorder, std::thread::JoinHandle<()>)> {
-        let (queue, inbox) = std_mpsc::sync_channel(QUEUE_CAPACITY);
+        let (queue, mut inbox) = mpsc::channel(QUEUE_CAPACITY);
         let thread = std::thread::Builder::new()
             .name("jobtop-recorder".into())
             .spawn(move || {
@@ -112,14 +124,34 @@ impl Recorder {
                     events,
                     last_retention: None,
                 }
-                .serve(&inbox);
+                .serve(&mut inbox);
             })?;
         Ok((Recorder { queue }, thread))
     }
 
-    /// Queues a message, waiting while the queue is full; false when the recorder is gone.
-    pub fn send(&self, record: Record) -> bool {
-        self.queue.send(record).is_ok()
+    /// Queues a message if there is room, without waiting.
+    pub fn offer(&self, record: Record) -> Offer {
+        match self.queue.try_send(record) {
+            Ok(()) => Offer::Taken,
+            Err(TrySendError::Full(record)) => Offer::Full(record),
+            Err(TrySendError::Closed(_)) => Offer::Gone,
+        }
+    }
+
+    /// Queues a message, waiting for room; false when the recorder is gone.
+    pub async fn send(&self, record: Record) -> bool {
+        self.queue.send(record).await.is_ok()
+    }
+
+    /// Queues a message from a thread that is not async, waiting for room.
+    #[cfg(test)]
+    pub fn blocking_send(&self, record: Record) -> bool {
+        self.queue.blocking_send(record).is_ok()
+    }
+
+    /// Waits until the queue has room for one message; `None` when the recorder is gone.
+    pub async fn reserve(&self) -> Option<mpsc::Permit<'_, Record>> {
+        self.queue.reserve().await.ok()
     }
 }
 
@@ -134,7 +166,7 @@ struct RecorderThread {
 #[derive(Default)]
 struct Batch {
     runs: Vec<RunRecord>,
-    live: FastMap<String, LiveUpdate>,
+    live: FxHashMap<String, LiveUpdate>,
 }
 
 impl Batch {
@@ -145,9 +177,9 @@ impl Batch {
 }
 
 impl RecorderThread {
-    fn serve(mut self, inbox: &std_mpsc::Receiver<Record>) {
+    fn serve(mut self, inbox: &mut mpsc::Receiver<Record>) {
         let mut batch = Batch::default();
-        while let Ok(first) = inbox.recv() {
+        while let Some(first) = inbox.blocking_recv() {
             self.take(first, &mut batch);
             let taken = 1 + self.drain(inbox, &mut batch, MAX_BATCH - 1);
             if batch.is_pending() && taken < MAX_BATCH {
@@ -168,14 +200,15 @@ impl RecorderThread {
     /// Takes up to `most` queued records without waiting; returns how many.
     fn drain(
         &mut self,
-        inbox: &std_mpsc::Receiver<Record>,
+        inbox: &mut mpsc::Receiver<Record>,
         batch: &mut Batch,
         most: usize,
     ) -> usize {
         let mut taken = 0;
         while taken < most {
-            let Ok(record) = inbox.try_recv() else {
-                break;
+            let record = match inbox.try_recv() {
+                Ok(record) => record,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             };
             self.take(record, batch);
             taken += 1;
@@ -301,6 +334,36 @@ mod tests {
     use super::*;
     use crate::job::{RunResult, Trigger};
 
+    fn run(job: &str) -> Record {
+        let now = Utc::now();
+        Record::Run(RunRecord {
+            job: job.into(),
+            scheduled: now,
+            started: now,
+            duration: Duration::ZERO,
+            result: RunResult::Ok,
+            error: None,
+            logs: Vec::new(),
+            trigger: Trigger::Schedule,
+        })
+    }
+
+    /// An offer never waits: past the queue's capacity the record comes back (for the
+    /// scheduler's outbox), and once the recorder is gone it says so.
+    #[test]
+    fn an_offer_to_a_full_queue_gives_the_record_back() {
+        let (queue, inbox) = mpsc::channel(2);
+        let recorder = Recorder { queue };
+        assert!(matches!(recorder.offer(run("a")), Offer::Taken));
+        assert!(matches!(recorder.offer(run("b")), Offer::Taken));
+        match recorder.offer(run("c")) {
+            Offer::Full(Record::Run(back)) => assert_eq!(back.job, "c"),
+            _ => panic!("a full queue took the record"),
+        }
+        drop(inbox);
+        assert!(matches!(recorder.offer(run("d")), Offer::Gone));
+    }
+
     /// More records than the queue holds, sent faster than they are written: the sender waits
     /// instead of dropping any, and every one is stored.
     #[test]
@@ -313,7 +376,7 @@ mod tests {
         let now = Utc::now();
         let count = 2 * QUEUE_CAPACITY + 5_000;
         for i in 0..count {
-            assert!(recorder.send(Record::Run(RunRecord {
+            assert!(recorder.blocking_send(Record::Run(RunRecord {
                 job: format!("job-{}", i % 3),
                 scheduled: now,
                 started: now,

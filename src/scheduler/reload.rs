@@ -203,7 +203,7 @@ impl Scheduler {
         self.config_error = None;
         if !summary.removed.is_empty() {
             // Only removed jobs have a live status to forget.
-            self.recorder.send(Record::Configured(self.job_names()));
+            self.record(Record::Configured(self.job_names()));
         }
         tracing::info!("{summary}");
         let _ = self.events.send(JobEvent::Reloaded {

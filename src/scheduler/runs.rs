@@ -53,7 +53,7 @@ impl Scheduler {
             }
             entry.stored.skips += skipped;
             for record in records {
-                self.recorder.send(Record::Run(record));
+                self.record(Record::Run(record));
             }
         } else {
             if entry.status == Status::Sleeping {
@@ -166,7 +166,7 @@ impl Scheduler {
                 run: run_summary(&record),
             });
         }
-        self.recorder.send(Record::Run(record));
+        self.record(Record::Run(record));
         let now_wall = self.wall_now();
         let Some(entry) = self.jobs.get_mut(&done.job) else {
             // The job left the configuration while this run was going.
@@ -235,8 +235,9 @@ impl Scheduler {
         entry.stored.deactivated_by.clone_from(&by);
         entry.stored.deactivated_at = Some(at);
         tracing::info!(job = %entry.spec.name, %reason, "deactivated");
-        self.recorder.send(Record::Deactivate {
-            job: entry.spec.name.clone(),
+        let job = entry.spec.name.clone();
+        self.record(Record::Deactivate {
+            job,
             reason: reason.to_string(),
             by,
             at,

@@ -39,10 +39,6 @@ pub const KNOWN_LONG: Duration = Duration::from_millis(20);
 /// Most worker threads, core and aside together: that many runs can be going at once.
 pub const MAX_THREADS: usize = 256;
 
-/// The nice value of aside threads where `SCHED_IDLE` is refused: long runs get the CPU that
-/// short runs and the scheduler leave.
-const ASIDE_NICE: i32 = 19;
-
 /// How long an aside thread waits for another long run before it ends.
 const ASIDE_IDLE: Duration = Duration::from_secs(10);
 
@@ -241,7 +237,7 @@ impl Shared {
             // One thread leaves the core and one joins it: the core count stays.
             counts.aside += 1;
             slot.moved.store(true, Ordering::Release);
-            lower_priority(slot.pthread.load(Ordering::Acquire), tid);
+            make_idle(slot.pthread.load(Ordering::Acquire));
             moved += 1;
             false
         });
@@ -275,7 +271,7 @@ impl Shared {
                 Role::Core
             }
             None => {
-                lower_priority(pthread, tid);
+                lower_own_priority();
                 Role::Aside
             }
         };
@@ -310,6 +306,7 @@ impl Shared {
                 if slot.moved.load(Ordering::Acquire) {
                     // A new core thread took this one's place; it serves the long queue now.
                     role = Role::Aside;
+                    lower_own_priority();
                 }
             }
             let done = Done {
@@ -381,33 +378,34 @@ fn sched_times(tid: u64) -> Option<SchedTimes> {
     })
 }
 
-/// This thread's id (the kernel's, which `setpriority` takes for one thread).
+/// This thread's id (the kernel's, which `/proc/self/task/TID` is named by).
 fn thread_id() -> u64 {
-    u64::try_from(rustix::thread::gettid().as_raw_nonzero().get()).unwrap_or(0)
+    u64::try_from(nix::unistd::gettid().as_raw()).unwrap_or(0)
 }
 
 /// Puts a thread on Linux's `SCHED_IDLE` policy: it runs only on CPU time no ordinary thread
 /// wants, so a hundred looping jobs cost the scheduler, the writer and the short runs almost
 /// nothing (at nice 19 their weight adds up: a hundred of them outweigh one ordinary thread).
-/// Where the policy is refused, nice 19 instead; lowering one's priority is always allowed, so a
-/// failure of both only means the thread is gone already.
-fn lower_priority(pthread: u64, tid: u64) {
+/// Lowering a thread's priority is always allowed, so a failure means the policy is refused
+/// here (a seccomp filter, an old kernel) or the thread is gone; false then.
+fn make_idle(pthread: u64) -> bool {
     use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
     // The crate also sets the *calling* thread's nice value to the policy's (0 for `SCHED_IDLE`),
     // which for the monitor, an ordinary thread, changes nothing.
-    let idle = thread_priority::set_thread_priority_and_policy(
+    thread_priority::set_thread_priority_and_policy(
         pthread,
         ThreadPriority::Min,
         ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-    );
-    if idle.is_ok() {
-        return;
-    }
-    let pid = i32::try_from(tid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw);
-    if let Some(pid) = pid {
-        let _ = rustix::process::setpriority_process(Some(pid), ASIDE_NICE);
+    )
+    .is_ok()
+}
+
+/// Lowers the calling thread's priority: `SCHED_IDLE`, or where that is refused, the lowest
+/// nice value. (Only the calling thread's nice value can be set without `unsafe`, so a core
+/// thread moved aside where `SCHED_IDLE` is refused is lowered by itself, once its run ends.)
+fn lower_own_priority() {
+    if !make_idle(thread_priority::thread_native_id()) {
+        let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
     }
 }
 

@@ -6,17 +6,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::peers::{self, Role};
-use super::protocol::{
-    MAX_LINE, PROTOCOL, Request, SNAPSHOT_EVERY, error_line, ok_line, parse_request, snapshot_line,
-};
-use crate::commands::list::list_json;
-use crate::control::{ActionError, Command};
+use crate::control::{Client, Response};
+use crate::users;
+
+mod lines;
+mod session;
+
+use lines::Progress;
+use session::Session;
 
 /// Lines queued for a client before it counts as too slow and is dropped.
 const CLIENT_QUEUE: usize = 4096;
@@ -70,9 +71,9 @@ pub fn bind(path: &Path, access: &Access) -> std::io::Result<UnixListener> {
 }
 
 /// Accepts clients until the scheduler goes away.
-pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>, access: Access) {
+pub async fn serve(listener: UnixListener, client: Client, access: Access) {
     let access = Arc::new(access);
-    let service_uid = peers::own_uid().unwrap_or(u32::MAX);
+    let service_uid = users::own_uid();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -82,13 +83,13 @@ pub async fn serve(listener: UnixListener, commands: mpsc::Sender<Command>, acce
                 continue;
             }
         };
-        if commands.is_closed() {
+        if client.is_closed() {
             return;
         }
-        let commands = commands.clone();
+        let client = client.clone();
         let access = access.clone();
         tokio::spawn(async move {
-            client(stream, commands, &access, service_uid).await;
+            converse(stream, client, &access, service_uid).await;
         });
     }
 }
@@ -98,12 +99,8 @@ pub fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-async fn client(
-    stream: UnixStream,
-    commands: mpsc::Sender<Command>,
-    access: &Access,
-    service_uid: u32,
-) {
+/// Serves one connection: who it is, then its requests, until it closes or is dropped.
+async fn converse(stream: UnixStream, client: Client, access: &Access, service_uid: u32) {
     let (uid, gid) = match stream.peer_cred() {
         Ok(cred) => (cred.uid(), cred.gid()),
         Err(e) => {
@@ -111,8 +108,8 @@ async fn client(
             return;
         }
     };
-    let user = peers::user_name(uid);
-    let role = peers::role_of(
+    let user = users::user_name(uid);
+    let role = super::peers::role_of(
         uid,
         gid,
         service_uid,
@@ -125,12 +122,13 @@ async fn client(
             user,
             "control socket: refused a user who is neither operator nor viewer"
         );
-        let line = error_line(
+        let line = Response::error(
             None,
-            &format!(
+            format!(
                 "user {user} may not use this jobtop service: expected the service's own user, root, or a member of service.operators / service.viewers"
             ),
-        );
+        )
+        .to_line();
         let _ = write.write_all(format!("{line}\n").as_bytes()).await;
         return;
     };
@@ -153,7 +151,7 @@ async fn client(
     });
     let too_slow = Arc::new(tokio::sync::Notify::new());
     let mut session = Session {
-        commands,
+        client: client.acting_as(Some(user.clone())),
         out,
         user,
         role,
@@ -184,354 +182,5 @@ async fn client(
     }
 }
 
-/// How long a subscriber with a full queue may read nothing before it counts as not reading
-/// and is dropped. A client that reads, even one busy parsing a big snapshot, makes progress
-/// well within this; a burst of events alone never gets it dropped.
-const STALLED: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// When the writer of a client last got bytes out to it.
-#[derive(Clone)]
-struct Progress {
-    base: std::time::Instant,
-    last_ms: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            base: std::time::Instant::now(),
-            last_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
-        }
-    }
-
-    fn made(&self) {
-        let now = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms
-            .store(now, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// How long since the last progress.
-    fn idle(&self) -> std::time::Duration {
-        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
-        self.base
-            .elapsed()
-            .saturating_sub(std::time::Duration::from_millis(last))
-    }
-}
-
-/// Queues `line` for a subscriber whose queue is full, waiting while the client still reads;
-/// false when it has read nothing for [`STALLED`] (or is gone).
-async fn queue_when_room(out: &mpsc::Sender<String>, line: String, progress: &Progress) -> bool {
-    loop {
-        match tokio::time::timeout(std::time::Duration::from_millis(100), out.reserve()).await {
-            Ok(Ok(place)) => {
-                place.send(line);
-                return true;
-            }
-            Ok(Err(_)) => return false,
-            Err(_) if progress.idle() >= STALLED => return false,
-            Err(_) => {}
-        }
-    }
-}
-
 /// How long a finished session may take to deliver what it queued.
 const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-struct Session {
-    commands: mpsc::Sender<Command>,
-    out: mpsc::Sender<String>,
-    user: String,
-    role: Role,
-    greeted: bool,
-    /// The task streaming events, once subscribed.
-    subscription: Option<tokio::task::JoinHandle<()>>,
-    /// Told when the client's queue overflowed: the session ends and the client is dropped.
-    too_slow: Arc<tokio::sync::Notify>,
-    /// When the client last took bytes from us.
-    progress: Progress,
-}
-
-/// What reading one line gave.
-enum Line {
-    Text(String),
-    TooLong,
-    End,
-}
-
-/// Reads a line of at most [`MAX_LINE`] bytes; a longer one is consumed to its end and
-/// reported, so one huge line costs memory only up to the cap.
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Line> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let buf = reader.fill_buf().await?;
-        if buf.is_empty() {
-            return Ok(if line.is_empty() && !too_long {
-                Line::End
-            } else if too_long {
-                Line::TooLong
-            } else {
-                Line::Text(String::from_utf8_lossy(&line).into_owned())
-            });
-        }
-        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..i], Some(i + 1)),
-            None => (buf, None),
-        };
-        if !too_long {
-            if line.len() + chunk.len() > MAX_LINE {
-                too_long = true;
-                line = Vec::new();
-            } else {
-                line.extend_from_slice(chunk);
-            }
-        }
-        let used = found.unwrap_or(buf.len());
-        reader.consume(used);
-        if found.is_some() {
-            return Ok(if too_long {
-                Line::TooLong
-            } else {
-                Line::Text(String::from_utf8_lossy(&line).into_owned())
-            });
-        }
-    }
-}
-
-impl Session {
-    async fn run<R: AsyncBufRead + Unpin>(&mut self, mut reader: R) {
-        loop {
-            let line = match read_line(&mut reader).await {
-                Ok(Line::Text(line)) => line,
-                Ok(Line::TooLong) => {
-                    let message = format!(
-                        "line longer than {MAX_LINE} bytes: expected one short JSON request per line"
-                    );
-                    if !self.send(error_line(None, &message)) {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(Line::End) | Err(_) => return,
-            };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let (id, request) = parse_request(&line);
-            let keep_going = match request {
-                Err(message) => self.send(error_line(id, &message)),
-                Ok(request) => self.handle(id, request).await,
-            };
-            if !keep_going {
-                return;
-            }
-        }
-    }
-
-    /// Queues a line; false when the client is too slow or gone (it is then dropped).
-    fn send(&self, line: String) -> bool {
-        if self.out.try_send(line).is_ok() {
-            return true;
-        }
-        self.too_slow.notify_one();
-        false
-    }
-
-    async fn handle(&mut self, id: Option<u64>, request: Request) -> bool {
-        if let Request::Hello { protocol } = request {
-            if protocol != PROTOCOL {
-                let message =
-                    format!("protocol version {protocol} is not spoken here: expected {PROTOCOL}");
-                self.send(error_line(id, &message));
-                return false;
-            }
-            self.greeted = true;
-            let hello = json!({
-                "protocol": PROTOCOL,
-                "pid": std::process::id(),
-                "user": self.user,
-                "role": self.role,
-            });
-            return self.send(ok_line(id, &hello));
-        }
-        if !self.greeted {
-            let message = format!(
-                "no hello yet: expected {{\"op\":\"hello\",\"protocol\":{PROTOCOL}}} as the first line"
-            );
-            self.send(error_line(id, &message));
-            return false;
-        }
-        if request.is_action() && self.role == Role::Viewer {
-            let message = format!(
-                "user {} is a viewer (service.viewers): viewers may list and subscribe, not act",
-                self.user
-            );
-            return self.send(error_line(id, &message));
-        }
-        let result = self.answer(request).await;
-        let line = match result {
-            Ok(value) => ok_line(id, &value),
-            Err(message) => error_line(id, &message),
-        };
-        self.send(line)
-    }
-
-    async fn answer(&mut self, request: Request) -> Result<Value, String> {
-        let by = Some(self.user.clone());
-        match request {
-            Request::Hello { .. } => Ok(Value::Null),
-            Request::Ping => Ok(json!("pong")),
-            Request::List => {
-                let snapshot = self.snapshot().await?;
-                Ok(Value::Array(snapshot.jobs.iter().map(list_json).collect()))
-            }
-            Request::Snapshot => {
-                let snapshot = self.snapshot().await?;
-                serde_json::to_value(snapshot).map_err(|e| e.to_string())
-            }
-            Request::History { job, limit } => {
-                let runs = self
-                    .ask(|reply| Command::History { job, limit, reply })
-                    .await?;
-                serde_json::to_value(runs).map_err(|e| e.to_string())
-            }
-            Request::Reload => {
-                let summary = self.ask(|reply| Command::Reload { by, reply }).await?;
-                serde_json::to_value(summary).map_err(|e| e.to_string())
-            }
-            Request::Activate { job } => self
-                .ask(|reply| Command::Activate { job, by, reply })
-                .await
-                .map(Value::String),
-            Request::Cancel { job } => self
-                .ask(|reply| Command::Cancel { job, by, reply })
-                .await
-                .map(Value::String),
-            Request::Trigger { job } => self
-                .ask(|reply| Command::Trigger { job, by, reply })
-                .await
-                .map(Value::String),
-            Request::Subscribe => self.subscribe().await,
-        }
-    }
-
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, ActionError>>) -> Command,
-    ) -> Result<T, String> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(make(reply))
-            .await
-            .map_err(|_| "the scheduler is shutting down".to_string())?;
-        match answer.await {
-            Ok(result) => result.map_err(|e| e.0),
-            Err(_) => Err("the scheduler is shutting down".to_string()),
-        }
-    }
-
-    async fn snapshot(&self) -> Result<crate::control::Snapshot, String> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe { reply })
-            .await
-            .map_err(|_| "the scheduler is shutting down".to_string())?;
-        answer
-            .await
-            .map(|s| s.snapshot)
-            .map_err(|_| "the scheduler is shutting down".to_string())
-    }
-
-    /// Starts streaming events to this client; the response carries the snapshot.
-    async fn subscribe(&mut self) -> Result<Value, String> {
-        if self.subscription.is_some() {
-            return Err(
-                "already subscribed on this connection: expected one subscribe per \
-                        connection (open another for a second stream)"
-                    .into(),
-            );
-        }
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe { reply })
-            .await
-            .map_err(|_| "the scheduler is shutting down".to_string())?;
-        let subscription = answer
-            .await
-            .map_err(|_| "the scheduler is shutting down".to_string())?;
-        let snapshot = serde_json::to_value(&subscription.snapshot).map_err(|e| e.to_string())?;
-        let out = self.out.clone();
-        let too_slow = self.too_slow.clone();
-        let commands = self.commands.clone();
-        let progress = self.progress.clone();
-        let mut events = subscription.events;
-        self.subscription = Some(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(SNAPSHOT_EVERY);
-            ticker.tick().await;
-            loop {
-                let line = tokio::select! {
-                    event = events.recv() => match event {
-                        Ok(event) => serde_json::to_string(&event).unwrap_or_default(),
-                        // Fell behind: a fresh snapshot puts the client right again.
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            match fresh_snapshot(&commands).await {
-                                Some(line) => line,
-                                None => return,
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    },
-                    _ = ticker.tick() => match fresh_snapshot(&commands).await {
-                        Some(line) => line,
-                        None => return,
-                    },
-                };
-                // A burst (thousands of jobs due at the same moment) can fill the queue of a
-                // client that does read: wait while it keeps reading. One that has read
-                // nothing for STALLED is not reading (or gone): drop it rather than hold
-                // events for it. Meanwhile the broadcast buffer keeps the events; if it
-                // overflows, the client gets a fresh snapshot (Lagged above).
-                let queued = match out.try_send(line) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(line)) => {
-                        queue_when_room(&out, line, &progress).await
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                };
-                if !queued {
-                    too_slow.notify_one();
-                    return;
-                }
-            }
-        }));
-        Ok(snapshot)
-    }
-}
-
-async fn fresh_snapshot(commands: &mpsc::Sender<Command>) -> Option<String> {
-    let (reply, answer) = oneshot::channel();
-    commands.send(Command::Subscribe { reply }).await.ok()?;
-    answer.await.ok().map(|s| snapshot_line(&s.snapshot))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn lines_are_capped() {
-        let mut input = vec![b'x'; MAX_LINE + 10];
-        input.extend_from_slice(b"\n{\"op\":\"ping\"}\n");
-        let mut reader = BufReader::new(&input[..]);
-        assert!(matches!(
-            read_line(&mut reader).await.unwrap(),
-            Line::TooLong
-        ));
-        match read_line(&mut reader).await.unwrap() {
-            Line::Text(t) => assert_eq!(t, "{\"op\":\"ping\"}"),
-            _ => panic!("expected the next line"),
-        }
-        assert!(matches!(read_line(&mut reader).await.unwrap(), Line::End));
-    }
-}

@@ -7,8 +7,8 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::codec::{self, JOB_COLUMNS};
 use super::{JobState, LiveUpdate, RunRecord, Store, StoreError};
-use crate::fast_hash::FastMap;
 use crate::job::{RunResult, Status};
+use rustc_hash::FxHashMap;
 
 /// Upsert of a job row with everything a batch did to it: the newest run's `last_*` fields
 /// (NULL when the batch had only skipped runs, which leaves them), the newest error with its
@@ -227,7 +227,7 @@ struct RowChange<'a> {
 /// the runs one by one, then the live updates.
 fn row_changes<'a>(runs: &'a [RunRecord], live: &'a [LiveUpdate]) -> Vec<(&'a str, RowChange<'a>)> {
     let mut changes: Vec<(&str, RowChange<'_>)> = Vec::new();
-    let mut index: FastMap<&str, usize> = FastMap::default();
+    let mut index: FxHashMap<&str, usize> = FxHashMap::default();
     let mut slot = |job: &'a str, changes: &mut Vec<(&'a str, RowChange<'a>)>| {
         *index.entry(job).or_insert_with(|| {
             changes.push((job, RowChange::default()));

@@ -1,6 +1,8 @@
 //! The vocabulary of the dashboard: what a key can ask for, and what the dashboard asks of the
 //! scheduler in return.
 
+use crate::control::Verb;
+
 /// Everything an operator can do with a key. The keymap maps keys to these; the help overlay
 /// and the footer are generated from the keymap, and `describe` is the text they show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,42 +86,17 @@ impl Action {
     }
 }
 
-/// What the dashboard asks of the scheduler; `run` turns it into a `control::Command` with a
-/// reply channel, so `App` stays free of channels and can be tested without a scheduler.
+/// What [`App::update`](super::app::App::update) asks the loop to do: a call to the
+/// scheduler, whose answer comes back as an `Outcome`, or to quit. `App` stays free of
+/// channels, so it can be tested without a scheduler.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandRequest {
+pub enum Effect {
     /// Reload `jobs.yaml`.
     Reload,
-    /// Activate the named job.
-    Activate(String),
-    /// Cancel (deactivate) the named job.
-    Cancel(String),
-    /// Trigger the named job.
-    Trigger(String),
+    /// Activate, cancel or trigger the named job.
+    Act(Verb, String),
     /// Fetch the recent runs of the named job for the details view.
     History(String),
     /// Leave the dashboard; the caller then shuts the scheduler down.
     Quit,
-}
-
-/// Which per-job command a reply answers, for the flash message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobVerb {
-    /// `Command::Activate`.
-    Activate,
-    /// `Command::Cancel`.
-    Cancel,
-    /// `Command::Trigger`.
-    Trigger,
-}
-
-impl JobVerb {
-    /// The verb as the flash message says it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobVerb::Activate => "activate",
-            JobVerb::Cancel => "cancel",
-            JobVerb::Trigger => "trigger",
-        }
-    }
 }

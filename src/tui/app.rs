@@ -4,12 +4,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::action::{Action, CommandRequest, JobVerb};
+use super::action::{Action, Effect};
 use super::keymap::KeyContext;
 use super::list::JobList;
 use super::log_view::Logs;
 use super::theme::Theme;
 use super::{help, render};
+use crate::control::Verb;
 
 mod events;
 mod keys;
@@ -38,7 +39,7 @@ pub enum Message {
     Resize(u16, u16),
 }
 
-/// The answer to a `CommandRequest`.
+/// The answer to an [`Effect`] that called the scheduler.
 #[derive(Debug)]
 pub enum Outcome {
     /// A reload: what changed, or why the new `jobs.yaml` was refused.
@@ -46,7 +47,7 @@ pub enum Outcome {
     /// An activate, cancel or trigger.
     Job {
         /// Which command.
-        verb: JobVerb,
+        verb: Verb,
         /// The job it was about.
         job: String,
         /// The scheduler's confirmation, or why it refused.
@@ -236,7 +237,7 @@ impl App {
     }
 
     /// Applies one message; returns what to ask of the scheduler, if anything.
-    pub fn update(&mut self, message: impl Into<Message>) -> Option<CommandRequest> {
+    pub fn update(&mut self, message: impl Into<Message>) -> Option<Effect> {
         match message.into() {
             Message::Action(action) => {
                 self.refresh();

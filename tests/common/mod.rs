@@ -4,6 +4,7 @@
 //!   own `jobs.yaml` and job files), one-shot CLI commands run with a deadline, and
 //!   `jobtop serve` as a child process ([`process::Serve`]) that is stopped when dropped.
 //! - [`runner`]: one job file run through `JobRunner`, with a `RunRequest` the tests adjust.
+//! - [`paused`]: the scheduler on tokio's paused clock with a wall clock the test steps.
 //!
 //! A test file adds what only it needs to these types in its own `impl Sandbox { … }` or
 //! `impl Serve { … }` (how it decides that a service is ready, how it stops one, …).
@@ -13,5 +14,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod faults;
+pub mod paused;
 pub mod process;
 pub mod runner;

@@ -51,6 +51,10 @@ impl App {
             JobEvent::Reloaded { summary } => self.reload_done(Ok(summary)),
             JobEvent::ReloadFailed { error } => self.reload_done(Err(ActionError(error))),
             JobEvent::Notice { message } => self.flash_warning(message),
+            JobEvent::Snapshot { snapshot } => {
+                self.jobs.replace_all(snapshot.jobs);
+                self.config_error = snapshot.config_error;
+            }
         }
     }
 

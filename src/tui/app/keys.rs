@@ -1,15 +1,16 @@
 //! What the keys do: `Action`s applied to the view state, and the commands they ask for.
 
 use super::{App, History, Overlay, View};
+use crate::control::Verb;
 use crate::job::Status;
-use crate::tui::action::{Action, CommandRequest, JobVerb};
+use crate::tui::action::{Action, Effect};
 use crate::tui::list::StatusFilter;
 use crate::tui::{details, help, log_view};
 
 impl App {
-    pub(super) fn act(&mut self, action: Action) -> Option<CommandRequest> {
+    pub(super) fn act(&mut self, action: Action) -> Option<Effect> {
         if action == Action::Quit {
-            return Some(CommandRequest::Quit);
+            return Some(Effect::Quit);
         }
         if let Some(overlay) = self.overlay.clone() {
             return self.act_on_overlay(overlay, action);
@@ -31,7 +32,7 @@ impl App {
                     scroll: 0,
                 };
                 self.history = History::Loading;
-                Some(CommandRequest::History(name))
+                Some(Effect::History(name))
             }
             Action::Back => {
                 self.back();
@@ -47,11 +48,11 @@ impl App {
             }
             Action::Reload => {
                 self.reloading = true;
-                Some(CommandRequest::Reload)
+                Some(Effect::Reload)
             }
-            Action::Activate => self.job_command(JobVerb::Activate),
-            Action::Cancel => self.job_command(JobVerb::Cancel),
-            Action::Trigger => self.job_command(JobVerb::Trigger),
+            Action::Activate => self.job_command(Verb::Activate),
+            Action::Cancel => self.job_command(Verb::Cancel),
+            Action::Trigger => self.job_command(Verb::Trigger),
             Action::Logs => {
                 let name = self.current_job()?;
                 self.view = View::Log { name, scroll: None };
@@ -88,12 +89,12 @@ impl App {
     }
 
     /// Keys while an overlay is open go to it alone.
-    fn act_on_overlay(&mut self, overlay: Overlay, action: Action) -> Option<CommandRequest> {
+    fn act_on_overlay(&mut self, overlay: Overlay, action: Action) -> Option<Effect> {
         match (overlay, action) {
             (Overlay::ConfirmCancel { name }, Action::Confirm) => {
                 self.overlay = None;
                 self.flash_info(format!("cancelling {name}…"));
-                Some(CommandRequest::Cancel(name))
+                Some(Effect::Act(Verb::Cancel, name))
             }
             (Overlay::ConfirmCancel { .. }, Action::Dismiss | Action::Back)
             | (Overlay::Help { .. }, Action::Help | Action::Back) => {
@@ -113,7 +114,7 @@ impl App {
     }
 
     /// Keys while a name filter is typed edit it; the table follows every keystroke.
-    fn act_on_filter(&mut self, action: Action) -> Option<CommandRequest> {
+    fn act_on_filter(&mut self, action: Action) -> Option<Effect> {
         match action {
             Action::FilterInput(c) => self.jobs.name_filter.push(c),
             Action::FilterBackspace => {
@@ -146,7 +147,7 @@ impl App {
         }
     }
 
-    fn navigate(&mut self, action: Action) -> Option<CommandRequest> {
+    fn navigate(&mut self, action: Action) -> Option<Effect> {
         match self.view.clone() {
             View::Table => {
                 let rows = self.table_rows();
@@ -192,7 +193,7 @@ impl App {
         }
     }
 
-    fn job_command(&mut self, verb: JobVerb) -> Option<CommandRequest> {
+    fn job_command(&mut self, verb: Verb) -> Option<Effect> {
         let Some(name) = self.current_job() else {
             self.flash_warning("no job selected");
             return None;
@@ -201,15 +202,11 @@ impl App {
             .jobs
             .get(&name)
             .is_some_and(|job| job.status == Status::Running);
-        if verb == JobVerb::Cancel && running {
+        if verb == Verb::Cancel && running {
             self.overlay = Some(Overlay::ConfirmCancel { name });
             return None;
         }
-        Some(match verb {
-            JobVerb::Activate => CommandRequest::Activate(name),
-            JobVerb::Cancel => CommandRequest::Cancel(name),
-            JobVerb::Trigger => CommandRequest::Trigger(name),
-        })
+        Some(Effect::Act(verb, name))
     }
 }
 

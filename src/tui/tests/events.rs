@@ -1,22 +1,23 @@
 //! `App::update` on what the scheduler says: job events and replies. No terminal.
 
 use super::fixtures::{self, app, flash, history, job, now, select, selected};
+use crate::control::Verb;
 use crate::control::{ActionError, JobEvent, ReloadSummary, RunSummary};
 use crate::job::{RunResult, Status};
-use crate::tui::action::{Action, CommandRequest, JobVerb};
+use crate::tui::action::{Action, Effect};
 use crate::tui::app::{FlashKind, History, Message, Outcome, View};
 
 #[test]
 fn replies_become_flash_messages() {
     let mut app = app(120, 40);
     app.update(Outcome::Job {
-        verb: JobVerb::Cancel,
+        verb: Verb::Cancel,
         job: "heartbeat".into(),
         result: Ok("cancelled heartbeat".into()),
     });
     assert_eq!(flash(&app), ("cancelled heartbeat".into(), FlashKind::Info));
     app.update(Outcome::Job {
-        verb: JobVerb::Activate,
+        verb: Verb::Activate,
         job: "ghost".into(),
         result: Err(ActionError("no job named ghost".into())),
     });
@@ -61,7 +62,7 @@ fn replies_become_flash_messages() {
 fn info_flashes_fade_and_errors_stay() {
     let mut app = app(120, 40);
     app.update(Outcome::Job {
-        verb: JobVerb::Trigger,
+        verb: Verb::Trigger,
         job: "heartbeat".into(),
         result: Ok(String::new()),
     });
@@ -148,7 +149,7 @@ fn details_ask_for_history_and_follow_finished_runs() {
     select(&mut app, "nightly-report");
     assert_eq!(
         app.update(Action::Open),
-        Some(CommandRequest::History("nightly-report".into()))
+        Some(Effect::History("nightly-report".into()))
     );
     assert!(matches!(app.view(), View::Details { name, scroll: 0 } if name == "nightly-report"));
     assert_eq!(app.history, History::Loading);
@@ -194,7 +195,7 @@ fn details_ask_for_history_and_follow_finished_runs() {
     );
     assert_eq!(
         app.update(Action::Trigger),
-        Some(CommandRequest::Trigger("nightly-report".into())),
+        Some(Effect::Act(Verb::Trigger, "nightly-report".into())),
         "job keys act on the job shown"
     );
     app.update(Action::Back);

@@ -3,8 +3,9 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::fixtures::{self, app, flash, job, now, select, selected, visible};
+use crate::control::Verb;
 use crate::job::Status;
-use crate::tui::action::{Action, CommandRequest};
+use crate::tui::action::{Action, Effect};
 use crate::tui::app::{App, FlashKind, Message, Overlay};
 use crate::tui::keymap::{self, KeyContext};
 use crate::tui::list::{SortKey, StatusFilter};
@@ -165,20 +166,20 @@ fn sort_cycles_and_keeps_the_selection() {
 fn job_keys_ask_for_the_selected_job() {
     let mut app = app(120, 40);
     select(&mut app, "nightly-report");
-    assert_eq!(app.update(Action::Reload), Some(CommandRequest::Reload));
+    assert_eq!(app.update(Action::Reload), Some(Effect::Reload));
     assert!(app.reloading);
     assert_eq!(
         app.update(Action::Activate),
-        Some(CommandRequest::Activate("nightly-report".into()))
+        Some(Effect::Act(Verb::Activate, "nightly-report".into()))
     );
     assert_eq!(
         app.update(Action::Trigger),
-        Some(CommandRequest::Trigger("nightly-report".into()))
+        Some(Effect::Act(Verb::Trigger, "nightly-report".into()))
     );
     select(&mut app, "heartbeat");
     assert_eq!(
         app.update(Action::Cancel),
-        Some(CommandRequest::Cancel("heartbeat".into())),
+        Some(Effect::Act(Verb::Cancel, "heartbeat".into())),
         "not running: no question"
     );
     assert_eq!(app.overlay(), None);
@@ -222,7 +223,7 @@ fn cancelling_a_running_job_asks_first() {
     app.update(Action::Cancel);
     assert_eq!(
         app.update(Action::Confirm),
-        Some(CommandRequest::Cancel("fetch-prices".into())),
+        Some(Effect::Act(Verb::Cancel, "fetch-prices".into())),
         "y confirms"
     );
     assert_eq!(app.overlay(), None);
@@ -250,9 +251,9 @@ fn help_toggles_and_scrolls() {
 #[test]
 fn quit_from_anywhere() {
     let mut app = app(120, 40);
-    assert_eq!(app.update(Action::Quit), Some(CommandRequest::Quit));
+    assert_eq!(app.update(Action::Quit), Some(Effect::Quit));
     app.update(Action::Help);
-    assert_eq!(app.update(Action::Quit), Some(CommandRequest::Quit));
+    assert_eq!(app.update(Action::Quit), Some(Effect::Quit));
     let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
     for context in [KeyContext::Normal, KeyContext::Filter, KeyContext::Confirm] {
         assert_eq!(

@@ -1,0 +1,439 @@
+//! The control socket's wire format (docs/protocol.md): newline-delimited JSON, one object per
+//! line. Requests are `{"id":N,"op":…}`; each gets one [`Response`]. Serde does the reading and
+//! writing; this module only turns serde's complaints into messages that say what was expected.
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::verb::Verb;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL: u64 = 1;
+
+/// The longest line either side accepts; longer ones are answered with an error and skipped.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// How often a subscriber gets a whole snapshot, to heal anything it may have missed.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(30);
+
+/// How many runs `history` returns when the request does not say.
+pub const HISTORY_DEFAULT: usize = 20;
+
+/// A request, as it travels on the wire (without its `id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// The first message: the client's protocol version.
+    Hello {
+        /// The version it speaks.
+        #[serde(deserialize_with = "protocol_version")]
+        protocol: u64,
+    },
+    /// Every job, as `list --json` rows.
+    List,
+    /// The whole table with service facts.
+    Snapshot,
+    /// Recent runs of one job.
+    History {
+        /// The job.
+        #[serde(deserialize_with = "job_name")]
+        job: String,
+        /// At most this many.
+        #[serde(default = "history_default", deserialize_with = "history_limit")]
+        limit: usize,
+    },
+    /// Reload `jobs.yaml`.
+    Reload,
+    /// Activate a job.
+    Activate {
+        /// The job.
+        #[serde(deserialize_with = "job_name")]
+        job: String,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The job.
+        #[serde(deserialize_with = "job_name")]
+        job: String,
+    },
+    /// Run a job now.
+    Trigger {
+        /// The job.
+        #[serde(deserialize_with = "job_name")]
+        job: String,
+    },
+    /// Stream events on this connection; the result is the snapshot they follow.
+    Subscribe,
+    /// Answered with `"pong"`.
+    Ping,
+}
+
+impl Request {
+    /// The request that does `verb` to `job`.
+    pub fn act(verb: Verb, job: String) -> Request {
+        match verb {
+            Verb::Activate => Request::Activate { job },
+            Verb::Cancel => Request::Cancel { job },
+            Verb::Trigger => Request::Trigger { job },
+        }
+    }
+
+    /// The verb and job of an activate, cancel or trigger.
+    pub fn as_act(&self) -> Option<(Verb, &str)> {
+        match self {
+            Request::Activate { job } => Some((Verb::Activate, job)),
+            Request::Cancel { job } => Some((Verb::Cancel, job)),
+            Request::Trigger { job } => Some((Verb::Trigger, job)),
+            _ => None,
+        }
+    }
+
+    /// Whether the request changes anything (viewers may not send these).
+    pub fn is_action(&self) -> bool {
+        self.as_act().is_some() || *self == Request::Reload
+    }
+
+    /// The request as a JSON line with its id (without the newline).
+    pub fn to_line(&self, id: u64) -> String {
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            id: u64,
+            #[serde(flatten)]
+            request: &'a Request,
+        }
+        serde_json::to_string(&Envelope { id, request: self }).unwrap_or_default()
+    }
+
+    /// Reads one request line: its id (if it has one) and the request, or a message saying
+    /// what was wrong and what was expected.
+    pub fn parse(line: &str) -> (Option<u64>, Result<Request, String>) {
+        let value: Value = match serde_json::from_str(line) {
+            Ok(value) => value,
+            Err(e) => {
+                return (
+                    None,
+                    Err(format!(
+                        "malformed JSON ({e}): expected one JSON object per line, such as {{\"id\":1,\"op\":\"list\"}}"
+                    )),
+                );
+            }
+        };
+        if !value.is_object() {
+            return (
+                None,
+                Err("the request is not a JSON object: expected {\"id\":1,\"op\":\"list\"}".into()),
+            );
+        }
+        let id = value.get("id").and_then(Value::as_u64);
+        let op = value.get("op").and_then(Value::as_str).map(str::to_string);
+        let request =
+            Request::deserialize(value).map_err(|e| explain(op.as_deref(), &e.to_string()));
+        (id, request)
+    }
+}
+
+/// Every `op` word, as serde knows them (so the list cannot drift from the enum).
+pub fn ops() -> &'static [String] {
+    static OPS: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let error = Request::deserialize(serde_json::json!({"op": ""}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        listed_after(&error, "expected one of ")
+    });
+    &OPS
+}
+
+/// The names serde lists in "expected one of `a`, `b`, `c`".
+fn listed_after(message: &str, marker: &str) -> Vec<String> {
+    message
+        .split_once(marker)
+        .map(|(_, list)| {
+            list.split(", ")
+                .map(|w| w.trim_matches('`').to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a field holds, for "needs" messages.
+fn field_expectation(field: &str) -> String {
+    match field {
+        "job" => "the name of a job as a string".into(),
+        "protocol" => format!("{{\"op\":\"hello\",\"protocol\":{PROTOCOL}}}"),
+        other => format!("a value for {other:?}"),
+    }
+}
+
+/// Turns serde's message about a request into one that says what was expected.
+fn explain(op: Option<&str>, serde_message: &str) -> String {
+    let ops = ops().join(", ");
+    let Some(op) = op else {
+        return if serde_message.starts_with("missing field `op`") {
+            format!("no \"op\": expected one of {ops}")
+        } else {
+            format!("\"op\" must be a string: expected one of {ops}")
+        };
+    };
+    if serde_message.starts_with("unknown variant") {
+        return format!("unknown op {op:?}: expected one of {ops}");
+    }
+    if let Some(rest) = serde_message.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return format!(
+            "{op} needs {field:?}: expected {}",
+            field_expectation(field)
+        );
+    }
+    // The field deserializers below name their field in what they expect.
+    format!("{op}: {serde_message}")
+}
+
+fn history_default() -> usize {
+    HISTORY_DEFAULT
+}
+
+/// What a field holds.
+#[derive(Clone, Copy)]
+enum Holds {
+    Text,
+    Count,
+    Version,
+}
+
+/// A visitor whose "expected" text names the field it reads, so serde's "invalid type: …,
+/// expected …" says which field was wrong.
+struct Expecting(Holds, &'static str);
+
+impl Visitor<'_> for Expecting {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.1)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        match self.0 {
+            Holds::Text => Ok(Value::String(v.to_string())),
+            _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        match self.0 {
+            Holds::Count | Holds::Version => Ok(Value::from(v)),
+            Holds::Text => Err(E::invalid_type(de::Unexpected::Unsigned(v), &self)),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        match self.0 {
+            Holds::Count => Ok(Value::Null),
+            _ => Err(E::invalid_type(de::Unexpected::Unit, &self)),
+        }
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+}
+
+fn job_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let expecting = Expecting(Holds::Text, "\"job\" to be the name of a job as a string");
+    match deserializer.deserialize_any(expecting)? {
+        Value::String(job) => Ok(job),
+        _ => Err(de::Error::custom("\"job\" must be a string")),
+    }
+}
+
+fn history_limit<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    let expecting = Expecting(
+        Holds::Count,
+        "\"limit\" to be a whole number of runs such as 20",
+    );
+    match deserializer.deserialize_any(expecting)? {
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| de::Error::custom("\"limit\" is too large: expected at most 2^64 - 1")),
+        _ => Ok(HISTORY_DEFAULT),
+    }
+}
+
+fn protocol_version<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let expecting = Expecting(
+        Holds::Version,
+        "\"protocol\" to be a version number such as 1",
+    );
+    match deserializer.deserialize_any(expecting)? {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| de::Error::custom("\"protocol\" must be a whole number: expected 1")),
+        _ => Err(de::Error::custom(
+            "\"protocol\" must be a number: expected 1",
+        )),
+    }
+}
+
+/// A response line: `{"id":N,"ok":true,"result":…}` or `{"id":N,"ok":false,"error":"…"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The id of the request it answers (null for errors about unreadable lines).
+    pub id: Option<u64>,
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The result, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// Why not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    /// A success.
+    pub fn ok(id: Option<u64>, result: Value) -> Response {
+        Response {
+            id,
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    /// A refusal or failure.
+    pub fn error(id: Option<u64>, error: impl Into<String>) -> Response {
+        Response {
+            id,
+            ok: false,
+            result: None,
+            error: Some(error.into()),
+        }
+    }
+
+    /// The response as a JSON line (without the newline).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The result, or the error as the operator reads it.
+    pub fn into_result(self) -> Result<Value, String> {
+        if self.ok {
+            Ok(self.result.unwrap_or(Value::Null))
+        } else {
+            Err(self
+                .error
+                .unwrap_or_else(|| "the service gave no reason".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        for request in [
+            Request::Hello { protocol: 1 },
+            Request::List,
+            Request::History {
+                job: "a".into(),
+                limit: 5,
+            },
+            Request::Activate { job: "a".into() },
+            Request::act(Verb::Trigger, "b".into()),
+            Request::Subscribe,
+        ] {
+            let (id, parsed) = Request::parse(&request.to_line(7));
+            assert_eq!((id, parsed), (Some(7), Ok(request)));
+        }
+    }
+
+    #[test]
+    fn the_op_list_comes_from_the_enum() {
+        assert_eq!(
+            ops(),
+            [
+                "hello",
+                "list",
+                "snapshot",
+                "history",
+                "reload",
+                "activate",
+                "cancel",
+                "trigger",
+                "subscribe",
+                "ping"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_expected() {
+        let error = |line: &str| Request::parse(line).1.unwrap_err();
+        assert!(error("{nope").starts_with("malformed JSON"));
+        let (id, r) = Request::parse(r#"{"id":3,"op":"explode"}"#);
+        assert_eq!(id, Some(3));
+        assert_eq!(
+            r.unwrap_err(),
+            "unknown op \"explode\": expected one of hello, list, snapshot, history, reload, \
+             activate, cancel, trigger, subscribe, ping"
+        );
+        assert_eq!(
+            error(r#"{"id":3,"op":"cancel"}"#),
+            "cancel needs \"job\": expected the name of a job as a string"
+        );
+        assert!(error("[1,2]").contains("not a JSON object"));
+        assert!(error(r#"{"job":"x"}"#).starts_with("no \"op\": expected one of hello"));
+        assert!(error(r#"{"op":7}"#).starts_with("\"op\" must be a string: expected one of"));
+        assert_eq!(
+            error(r#"{"op":"cancel","job":5}"#),
+            "cancel: invalid type: integer `5`, expected \"job\" to be the name of a job as a string"
+        );
+        assert_eq!(
+            error(r#"{"op":"history","job":"x","limit":-1}"#),
+            "history: invalid type: integer `-1`, expected \"limit\" to be a whole number of runs such as 20"
+        );
+        assert_eq!(
+            error(r#"{"op":"hello"}"#),
+            "hello needs \"protocol\": expected {\"op\":\"hello\",\"protocol\":1}"
+        );
+        assert!(error(r#"{"op":"hello","protocol":"1"}"#).contains("\"protocol\" to be"));
+    }
+
+    #[test]
+    fn a_missing_or_null_limit_is_the_default() {
+        for line in [
+            r#"{"op":"history","job":"x"}"#,
+            r#"{"op":"history","job":"x","limit":null}"#,
+        ] {
+            assert_eq!(
+                Request::parse(line).1,
+                Ok(Request::History {
+                    job: "x".into(),
+                    limit: HISTORY_DEFAULT
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn responses_keep_their_shape() {
+        assert_eq!(
+            Response::ok(Some(1), Value::from("pong")).to_line(),
+            r#"{"id":1,"ok":true,"result":"pong"}"#
+        );
+        assert_eq!(
+            Response::error(None, "no").to_line(),
+            r#"{"id":null,"ok":false,"error":"no"}"#
+        );
+        let parsed: Response = serde_json::from_str(r#"{"id":2,"ok":true,"result":null}"#).unwrap();
+        assert_eq!(parsed.into_result(), Ok(Value::Null));
+    }
+}
