@@ -1,4 +1,4 @@
-//! The command line (SPEC section 11), as clap definitions.
+//! The command line (docs/cli.md), as clap definitions.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -23,7 +23,7 @@ pub mod list;
 pub mod serve;
 pub mod try_job;
 
-/// Exit codes (SPEC section 11).
+/// Exit codes (docs/cli.md).
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;

@@ -1,4 +1,4 @@
-//! `jobs.yaml`: the service settings and job definitions (SPEC section 2), their defaults, and
+//! `jobs.yaml`: the service settings and job definitions (docs/jobs-yaml.md), their defaults, and
 //! validation that reports every problem at once with its line and column.
 //!
 //! The file is read with `saphyr-parser`, which keeps the position of every node, into a small
@@ -7,7 +7,7 @@
 //! and lets semantic problems (duplicate names, paths that leave `jobs_dir`, unknown zones) be
 //! reported at the exact node that causes them.
 //!
-//! Rules chosen where the SPEC is silent:
+//! Rules chosen where wave 1's contract was silent (now in docs/jobs-yaml.md):
 //! * `interval` is required; YAML integers for `interval` and `timeout` are seconds, for
 //!   `memory` bytes.
 //! * A key written with no value (`allow:`) means "not set"; `jobs:` with no value is an empty
@@ -143,7 +143,7 @@ pub enum Capability {
 }
 
 impl Capability {
-    /// Every capability, in the order the SPEC lists them.
+    /// Every capability, in the order docs/jobs-yaml.md lists them.
     pub const ALL: [Capability; 3] = [Capability::Network, Capability::Exec, Capability::Files];
 
     /// The word written in `jobs.yaml`.

@@ -1,12 +1,12 @@
 //! The shared vocabulary of jobtop: what a run can end with and what state a job is in.
 //!
 //! The words here are the ones operators read in the dashboard and scripts read in JSON
-//! (SPEC section 10), so their spelling is part of the contract.
+//! (docs/statuses.md), so their spelling is part of the contract.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// How one run of a job file ended (SPEC sections 4, 5 and 10).
+/// How one run of a job file ended (docs/job-files.md#return-values, docs/statuses.md#result-words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunResult {
@@ -37,7 +37,7 @@ pub enum RunResult {
 }
 
 impl RunResult {
-    /// Every result, in the order the SPEC lists them.
+    /// Every result, in the order docs/jobs-yaml.md lists them.
     pub const ALL: [RunResult; 12] = [
         RunResult::Ok,
         RunResult::Exit,
@@ -71,7 +71,7 @@ impl RunResult {
         }
     }
 
-    /// Results that deactivate the job and store a last error (SPEC section 5, and `invalid`).
+    /// Results that deactivate the job and store a last error (docs/job-files.md#errors, and `invalid`).
     pub fn is_failure(self) -> bool {
         matches!(
             self,
@@ -115,7 +115,7 @@ impl FromStr for RunResult {
     }
 }
 
-/// Where a job stands right now (SPEC section 10).
+/// Where a job stands right now (docs/statuses.md).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -138,7 +138,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status, in the order the SPEC lists them.
+    /// Every status, in the order docs/jobs-yaml.md lists them.
     pub const ALL: [Status; 7] = [
         Status::Waiting,
         Status::Running,
@@ -184,7 +184,7 @@ impl FromStr for Status {
     }
 }
 
-/// Who asked for a run (SPEC section 9).
+/// Who asked for a run (docs/state.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     /// The scheduler, at a due time.

@@ -1,5 +1,5 @@
 //! Runs one job file once: load, sandbox, limits, and the mapping of what `job.run()` returns
-//! to a [`RunResult`] (SPEC sections 3–7).
+//! to a [`RunResult`] (docs/job-files.md, docs/helpers.md, docs/core-api.md).
 //!
 //! A [`JobRunner`] keeps one prepared Luau state and reuses it run after run (each run still
 //! gets a fresh environment); it throws the state away after any run that was stopped, so a
@@ -95,7 +95,7 @@ pub struct RunOutcome {
 
 impl RunOutcome {
     /// Why this run deactivates its job, if it does: `job.CANCEL`, or a failure (with the
-    /// first line of its error). Scheduled and operator runs share this rule (SPEC 4, 5).
+    /// first line of its error). Scheduled and operator runs share this rule (docs/job-files.md#errors).
     pub fn deactivation_reason(&self) -> Option<String> {
         match self.result {
             RunResult::Cancel => Some("cancelled itself: job.run() returned job.CANCEL".into()),

@@ -1,6 +1,6 @@
 //! The scheduler: one tokio task that owns the job table, sleeps on a timer queue until the
-//! next due time, hands runs to the worker pool, applies their results (SPEC sections 4, 5
-//! and 8), and answers [`SchedulerCommand`]s. Durable facts go to the recorder thread.
+//! next due time, hands runs to the worker pool, applies their results (docs/job-files.md,
+//! docs/scheduling.md), and answers [`SchedulerCommand`]s. Durable facts go to the recorder thread.
 //!
 //! Due times live on the monotonic clock, so a wall-clock step (NTP, a manual change) moves
 //! no timer, and after a stall (suspend, an overloaded machine) each overdue job runs once
@@ -323,7 +323,7 @@ impl Scheduler {
             .collect()
     }
 
-    /// Adds a job to the table and schedules it per SPEC section 8: one interval from now,
+    /// Adds a job to the table and schedules it per docs/scheduling.md#first-run: one interval from now,
     /// or from its last due time when the state database has one (`at_start` for `run_once`).
     fn add_job(&mut self, spec: Arc<JobSpec>, state: Option<&JobState>, at_start: bool) -> JobId {
         let id = self.next_id;

@@ -1,4 +1,4 @@
-//! jobtop's durable state in `SQLite` (SPEC section 9): per-job state, run history, the audit
+//! jobtop's durable state in `SQLite` (docs/state.md): per-job state, run history, the audit
 //! trail of operator actions and the `core.state` key/value store.
 //!
 //! The API is synchronous over one [`rusqlite::Connection`]: the scheduler owns a read-write
@@ -16,7 +16,7 @@
 //! * Operator actions ([`Store::deactivate`], [`Store::activate`]) are committed with
 //!   `synchronous=FULL`, so they survive a power loss as well as a `kill -9`; run batches use
 //!   `synchronous=NORMAL`, which in WAL mode survives a `kill -9` and may lose only the last
-//!   batches on a power loss (SPEC: "loses at most the runs in flight").
+//!   batches on a power loss (docs/state.md#durability-and-crash-safety).
 
 mod codec;
 mod error;
@@ -63,7 +63,7 @@ pub struct JobState {
     pub last_result: Option<RunResult>,
     /// How long the last (not skipped) run took, in milliseconds.
     pub last_duration_ms: Option<f64>,
-    /// The newest error; a later successful run does not clear it (SPEC section 5).
+    /// The newest error; a later successful run does not clear it (docs/job-files.md#deactivation-and-the-last-error).
     pub last_error: Option<String>,
     /// When the newest error happened (the end of its run).
     pub last_error_at: Option<DateTime<Utc>>,

@@ -1,4 +1,4 @@
-//! Crash safety (SPEC section 9): `kill -9` of `jobtop serve` at random moments while 200 jobs
+//! Crash safety (docs/state.md): `kill -9` of `jobtop serve` at random moments while 200 jobs
 //! run and two clients activate and cancel jobs, one through the CLI (`jobtop activate|cancel
 //! NAME`), one through the control socket. After every kill the state database must pass
 //! `PRAGMA integrity_check`, every action acknowledged before the kill must be in it, and the

@@ -695,7 +695,7 @@ fn other_try_options_through_the_binary_never_panic() {
         match out.status.code() {
             Some(0) => {}
             // The option was taken and the run outgrew it (`--memory 3KiB`, `--timeout 1ms`):
-            // the result `memory` or `timeout`, exit 1 as SPEC section 11 says.
+            // the result `memory` or `timeout`, exit 1 as docs/cli.md#exit-codes says.
             Some(1) => {
                 let stdout = String::from_utf8_lossy(&out.stdout);
                 assert!(

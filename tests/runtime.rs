@@ -1,4 +1,4 @@
-//! The job runtime on real job files from `tests/fixtures/` (SPEC sections 3–7).
+//! The job runtime on real job files from `tests/fixtures/` (docs/job-files.md, docs/helpers.md, docs/core-api.md).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

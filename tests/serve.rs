@@ -297,7 +297,7 @@ fn serve_applies_every_result_and_stops_gracefully_on_sigterm() {
         error.starts_with("invalid return value")
             && error.contains("nope")
             && error.ends_with("expected job.OK, job.EXIT, job.CANCEL, true or false"),
-        "the SPEC's message: {error:?}"
+        "the documented message: {error:?}"
     );
 
     check_history_of_good(&sandbox, runs(&good));
@@ -902,7 +902,7 @@ fn list_prints_a_table_and_the_spec_json() {
     serve.stop();
 }
 
-/// SPEC 11 / issue 3: while `serve` runs, `list` shows each waiting job's next run. The service
+/// docs/cli.md#list / issue 3: while `serve` runs, `list` shows each waiting job's next run. The service
 /// writes a job's live status and next run only when the job first comes due (or finishes), so
 /// a job that has not run yet since the start shows `next_run: null` (and no row at all in the
 /// state database) for a whole interval, and after a restart a job keeps the status the

@@ -1,5 +1,5 @@
 //! `jobtop serve`: the scheduler without a terminal, for systemd. SIGHUP reloads; SIGINT and
-//! SIGTERM shut down gracefully (SPEC section 8).
+//! SIGTERM shut down gracefully (docs/scheduling.md#shutdown).
 
 use std::path::Path;
 

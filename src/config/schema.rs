@@ -410,7 +410,7 @@ fn is_env_name(name: &str) -> bool {
 fn groups(check: &mut Checker, f: &Fields<'_>, service: &mut ServiceConfig) {
     for key in ["operators", "viewers"] {
         let Some(node) = f.set(key) else { continue };
-        let expected = "the name of a Unix group in /etc/group";
+        let expected = "the name of a Unix group the system knows (getent group NAME)";
         let what = format!("{key} in service");
         let Some(group) = check.text(node, &what, expected) else {
             continue;

@@ -407,6 +407,34 @@ mod tests {
         assert!(error(r#"{"op":"hello","protocol":"1"}"#).contains("\"protocol\" to be"));
     }
 
+    /// The ops a markdown table lists: the backticked words of its first column, between the
+    /// header `| op |` and the end of the table.
+    fn ops_in_table(text: &str) -> Vec<String> {
+        let mut lines = text.lines().skip_while(|l| !l.starts_with("| op |"));
+        let mut ops = Vec::new();
+        for line in lines.by_ref().skip(2) {
+            let Some(row) = line.strip_prefix('|') else {
+                break;
+            };
+            let cell = row.split('|').next().unwrap_or_default();
+            ops.extend(cell.split('`').skip(1).step_by(2).map(str::to_string));
+        }
+        ops.sort();
+        ops
+    }
+
+    #[test]
+    fn the_readme_and_docs_tables_list_every_op() {
+        let mut expected = ops().to_vec();
+        expected.sort();
+        for (file, text) in [
+            ("README.md", include_str!("../../README.md")),
+            ("docs/protocol.md", include_str!("../../docs/protocol.md")),
+        ] {
+            assert_eq!(ops_in_table(text), expected, "the op table of {file}");
+        }
+    }
+
     #[test]
     fn a_missing_or_null_limit_is_the_default() {
         for line in [

@@ -1,4 +1,4 @@
-//! The time helpers' values (SPEC section 6), computed from a run's scheduled time.
+//! The time helpers' values (docs/helpers.md), computed from a run's scheduled time.
 //!
 //! Kept apart from Lua so the calendar rules can be tested on their own.
 

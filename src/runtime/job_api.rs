@@ -1,4 +1,4 @@
-//! `core.job()`, its constants and time helpers, and `core.log`/`print` (SPEC sections 4, 6, 7).
+//! `core.job()`, its constants and time helpers, and `core.log`/`print` (docs/job-files.md, docs/helpers.md).
 //!
 //! Everything here is created once per Lua state; what changes between runs (the scheduled
 //! time, the log buffer) lives in the state's [`RunContext`] app data.
@@ -174,7 +174,7 @@ fn register_helper(
     let helper = lua.create_function(move |lua, args: MultiValue| {
         let mut args = args.into_iter();
         let mut first = args.next();
-        // A colon call passes the job table first; the SPEC says to ignore it.
+        // A colon call passes the job table first; docs/helpers.md says to ignore it.
         if let Some(Value::Table(_)) = first {
             first = args.next();
         }

@@ -1,5 +1,5 @@
 //! Job files compiled to Luau bytecode, cached by path and checked against the file on every
-//! run, so an edit takes effect at the next run without a reload (SPEC section 3).
+//! run, so an edit takes effect at the next run without a reload (docs/job-files.md#loading-and-the-compile-cache).
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};

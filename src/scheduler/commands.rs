@@ -1,4 +1,4 @@
-//! The scheduler's answers to operator commands (SPEC section 10).
+//! The scheduler's answers to operator commands (docs/statuses.md).
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;

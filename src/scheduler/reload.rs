@@ -1,4 +1,4 @@
-//! Reload (SPEC section 8): read `jobs.yaml` again; on error keep the running configuration;
+//! Reload (docs/scheduling.md#reload): read `jobs.yaml` again; on error keep the running configuration;
 //! else apply the difference job by job.
 
 use std::collections::{HashMap, HashSet};

@@ -1,5 +1,5 @@
 //! A job's runs: due times firing, handing runs to the workers, and applying what they ended
-//! with (SPEC sections 4, 5 and 8).
+//! with (docs/job-files.md#return-values, docs/scheduling.md).
 
 use std::sync::Arc;
 use std::time::Duration;

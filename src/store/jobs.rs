@@ -105,8 +105,9 @@ impl Store {
         })
     }
 
-    /// Clears a job's deactivation (reason, time and user too). The last error stays, as SPEC
-    /// section 5 wants it visible until a newer one replaces it. A stored `deactivated` status
+    /// Clears a job's deactivation (reason, time and user too). The last error stays, as
+    /// docs/job-files.md#deactivation-and-the-last-error wants it visible until a newer one
+    /// replaces it. A stored `deactivated` status
     /// becomes unknown (`None`) until the service reports the new one. Committed durably.
     ///
     /// # Errors

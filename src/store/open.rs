@@ -132,7 +132,7 @@ impl Store {
 }
 
 /// Creates the directory of the database with mode 0700 when it is missing: it will also hold
-/// the control socket, which must not be reachable by other users (SPEC section 1).
+/// the control socket, which must not be reachable by other users (docs/files.md#modes).
 fn create_parent(db_path: &Path) -> Result<(), StoreError> {
     let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());
