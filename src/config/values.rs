@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use super::Problem;
 use super::yaml::{Node, Pos, Scalar, ScalarKind, Value};
-use crate::units::{self, UnitError};
+use crate::units::{self, MAX_DURATION, UnitError};
 
-/// The longest `interval` or `timeout` accepted, so that no time arithmetic can overflow.
-const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
 const EXPECT_DURATION: &str = "whole seconds or a duration such as 500ms, 30s, 5m, 1h or 1d";
 const EXPECT_SIZE: &str = "bytes or a size such as 512KiB, 16MiB or 1GiB";
 
