@@ -1,5 +1,8 @@
-//! Durations (`500ms`, `30s`, `5m`, `1h`, `1d`, or whole seconds) and sizes (`64MiB`),
-//! as written in `jobs.yaml` and on the command line.
+//! Durations (`500ms`, `30s`, `5m`, `1h`, `1d`, `1h30m`, or whole seconds) and sizes
+//! (`64MiB`), as written in `jobs.yaml` and on the command line.
+//!
+//! [`format_duration`] writes only what [`parse_duration`] reads, so a duration shown by the
+//! dashboard or `jobtop list` can be pasted back into `jobs.yaml`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -9,7 +12,7 @@ use std::time::Duration;
 pub enum UnitError {
     /// Not a duration at all.
     #[error(
-        "invalid duration {0:?}: expected whole seconds or a number with a unit: 500ms, 30s, 5m, 1h, 1d"
+        "invalid duration {0:?}: expected whole seconds or a number with a unit: 500ms, 30s, 5m, 1h, 1d, or several, largest first: 1h30m"
     )]
     BadDuration(String),
     /// Not a size at all.
@@ -24,25 +27,57 @@ pub enum UnitError {
     SizeTooLarge(String),
 }
 
-/// Reads a duration: a whole number of seconds, or a whole number with one of `ms`, `s`, `m`,
-/// `h`, `d`.
+/// The longest duration `jobs.yaml` accepts (100 years), so that no time arithmetic on it can
+/// overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// The units of a duration, largest first, with their length in milliseconds.
+const DURATION_UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// Reads a duration: a whole number of seconds, or whole numbers each with one of `d`, `h`,
+/// `m`, `s`, `ms`, written together largest first, each unit at most once (`1h30m`,
+/// `2m30s`, `1s500ms`), as Prometheus and Go write them.
 pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let bad = || UnitError::BadDuration(text.to_string());
-    let trimmed = text.trim();
-    let (number, unit) = split_number(trimmed).ok_or_else(bad)?;
-    let value: u64 = number.parse().map_err(|_| bad())?;
-    let millis_per_unit: u64 = match unit {
-        "" | "s" => 1_000,
-        "ms" => 1,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    value
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(bad)
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut millis: u64 = 0;
+    // Units before this index in `DURATION_UNITS` were written already or are larger than
+    // one that was: refused, so `30m1h` and `1m1m` are errors, not sums.
+    let mut next = 0;
+    while !rest.is_empty() {
+        let (number, after) = split_number(rest).ok_or_else(bad)?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let index = if unit.is_empty() && next == 0 {
+            // A bare number is seconds, but only alone: `1h30` is not 1h30s.
+            3
+        } else {
+            DURATION_UNITS[next..]
+                .iter()
+                .position(|(name, _)| *name == unit)
+                .ok_or_else(bad)?
+                + next
+        };
+        let value: u64 = number.parse().map_err(|_| bad())?;
+        millis = value
+            .checked_mul(DURATION_UNITS[index].1)
+            .and_then(|part| millis.checked_add(part))
+            .ok_or_else(bad)?;
+        next = index + 1;
+        rest = after;
+    }
+    Ok(Duration::from_millis(millis))
 }
 
 /// Reads a size: a whole number of bytes, or a whole number with one of `B`, `KiB`, `MiB`,
@@ -76,25 +111,19 @@ fn split_number(text: &str) -> Option<(&str, &str)> {
     Some(text.split_at(digits))
 }
 
-/// Writes a duration the way it would be written in `jobs.yaml`: `500ms`, `30s`, `5m`,
-/// `1h30m`, `2d`.
+/// Writes a duration as `jobs.yaml` reads it, rounded to the millisecond: `0s`, `500ms`,
+/// `30s`, `1m30s`, `1h30m`, `2d`, `1s500ms` (largest units first, none that would be 0).
 pub fn format_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
+    let mut millis = duration.as_nanos().saturating_add(500_000) / 1_000_000;
     if millis == 0 {
         return "0s".to_string();
     }
-    if !millis.is_multiple_of(1000) {
-        if millis < 1000 {
-            return format!("{millis}ms");
-        }
-        return format!("{:.1}s", duration.as_secs_f64());
-    }
-    let mut secs = duration.as_secs();
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            let _ = write!(out, "{}{unit}", secs / size);
-            secs %= size;
+    for (unit, size) in DURATION_UNITS {
+        let size = u128::from(size);
+        if millis >= size {
+            let _ = write!(out, "{}{unit}", millis / size);
+            millis %= size;
         }
     }
     out
@@ -128,7 +157,31 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
-        for bad in ["", "s", "1x", "-1s", "1.5s", "99999999999999999999d", "1 h"] {
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1s500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("1d2h3m4s5ms"),
+            Ok(Duration::from_millis(93_784_005))
+        );
+        assert_eq!(parse_duration(" 1h0m "), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "s",
+            "1x",
+            "-1s",
+            "1.5s",
+            "99999999999999999999d",
+            "1 h",
+            "1h 30m",
+            "30m1h",
+            "1m1m",
+            "1h30",
+            "30 1s",
+            "h30m",
+            "1h30mx",
+            "213503982334601d1h",
+        ] {
             let err = parse_duration(bad).unwrap_err().to_string();
             assert!(err.contains("expected whole seconds"), "{bad}: {err}");
         }
@@ -153,9 +206,37 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_duration(Duration::from_secs(86400)), "1d");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_micros(1499)), "1ms");
+        assert_eq!(format_duration(Duration::from_micros(400)), "0s");
         assert_eq!(format_size(16 << 20), "16 MiB");
         assert_eq!(format_size(1536), "1.5 KiB");
         assert_eq!(format_size(10), "10 B");
+    }
+
+    proptest::proptest! {
+        /// Whatever `format_duration` writes for a whole number of milliseconds reads back
+        /// as the same duration.
+        #[test]
+        fn formatted_durations_read_back(millis in proptest::prelude::any::<u64>()) {
+            let duration = Duration::from_millis(millis);
+            let text = format_duration(duration);
+            proptest::prop_assert_eq!(parse_duration(&text), Ok(duration), "{}", text);
+        }
+
+        /// Finer durations read back rounded to the nearest millisecond.
+        #[test]
+        fn finer_durations_read_back_rounded(
+            secs in 0..u64::MAX / 1000,
+            nanos in 0..1_000_000_000u32,
+        ) {
+            let duration = Duration::new(secs, nanos);
+            let text = format_duration(duration);
+            let rounded = (duration.as_nanos() + 500_000) / 1_000_000;
+            let rounded = Duration::from_millis(u64::try_from(rounded).unwrap());
+            proptest::prop_assert_eq!(parse_duration(&text), Ok(rounded), "{}", text);
+        }
     }
 }

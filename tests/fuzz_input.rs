@@ -62,8 +62,9 @@ fn run<S: Strategy>(
 
 // ---------------------------------------------------------------------------------------------
 // Oracles, from the README: "Durations are whole numbers with ms, s, m, h or d, or bare
-// integers (seconds)"; "Sizes are bytes or whole numbers with KiB, MiB, GiB (or KB, MB, GB,
-// powers of 1000)". Surrounding white space is allowed; sizes may have spaces before the unit.
+// integers (seconds) [...] Units can be combined, largest first, each once"; "Sizes are bytes
+// or whole numbers with KiB, MiB, GiB (or KB, MB, GB, powers of 1000)". Surrounding white
+// space is allowed; sizes may have spaces before the unit.
 
 /// Leading ASCII digits (as a number, `None` when more than fits in u128) and the rest.
 fn number_and_rest(text: &str) -> Option<(Option<u128>, &str)> {
@@ -81,16 +82,38 @@ fn number_and_rest(text: &str) -> Option<(Option<u128>, &str)> {
 }
 
 fn expected_duration(text: &str) -> Option<Duration> {
-    let (value, unit) = number_and_rest(text.trim())?;
-    let per_unit: u128 = match unit {
-        "" | "s" => 1000,
-        "ms" => 1,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    let millis = value?.checked_mul(per_unit)?;
+    // Largest first; each may be written once, after the larger ones written.
+    const UNITS: [(&str, u128); 5] = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let text = text.trim();
+    if let Some((value, "")) = number_and_rest(text) {
+        return u64::try_from(value?.checked_mul(1000)?)
+            .ok()
+            .map(Duration::from_millis);
+    }
+    if text.is_empty() {
+        return None;
+    }
+    let mut rest = text;
+    let mut allowed = &UNITS[..];
+    let mut millis: u128 = 0;
+    while !rest.is_empty() {
+        let (value, after) = number_and_rest(rest)?;
+        let at = allowed.iter().position(|(name, _)| {
+            after
+                .strip_prefix(name)
+                .is_some_and(|tail| tail.chars().next().is_none_or(|c| c.is_ascii_digit()))
+        })?;
+        let (name, per_unit) = allowed[at];
+        millis = millis.checked_add(value?.checked_mul(per_unit)?)?;
+        rest = &after[name.len()..];
+        allowed = &allowed[at + 1..];
+    }
     u64::try_from(millis).ok().map(Duration::from_millis)
 }
 

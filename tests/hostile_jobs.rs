@@ -594,14 +594,14 @@ return job
     let expected = [
         (
             "encode cyclic",
-            "false\tjobs/args.lua:9: cannot encode table as JSON",
+            "false\tjobs/args.lua:9: cannot encode a table as JSON",
         ),
         (
             "encode deep",
-            "false\tjobs/args.lua:10: cannot encode table as JSON",
+            "false\tjobs/args.lua:10: cannot encode a table as JSON",
         ),
         ("decode deep", "false\tjobs/args.lua:11: invalid JSON"),
-        ("safe cyclic", "true\tnil\tcannot encode table as JSON"),
+        ("safe cyclic", "true\tnil\tcannot encode a table as JSON"),
         ("state cyclic", "true\tnil\t"),
         ("format width", "false\tjobs/args.lua:14: invalid format"),
         (

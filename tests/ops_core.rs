@@ -57,7 +57,7 @@ fn json_round_trips_and_reports_bad_input() {
         outcome.logs[2]
     );
     assert!(
-        outcome.logs[3].starts_with("nil\tcannot encode function as JSON"),
+        outcome.logs[3].starts_with("nil\tcannot encode a function as JSON"),
         "{}",
         outcome.logs[3]
     );
@@ -205,7 +205,7 @@ fn state_persists_across_runs_and_restarts() {
     );
     assert_eq!(outcome.logs[0], "true\tnil");
     assert!(
-        outcome.logs[1].starts_with("nil\tcannot encode function"),
+        outcome.logs[1].starts_with("nil\tcannot encode a function"),
         "{}",
         outcome.logs[1]
     );

@@ -164,11 +164,11 @@ fn cannot_run_is_nil_err() {
         ),
         (
             "bad_cmd",
-            "core.exec: cmd is a number: expected the name or path of a program (a string)",
+            "core.exec: cmd is the number 42: expected the name or path of a program (a string)",
         ),
         (
             "bad_args",
-            "core.exec(echo): args are a string: expected an array of strings",
+            "core.exec(echo): args are the string \"hello\": expected an array of strings",
         ),
         (
             "bad_arg",
@@ -176,20 +176,20 @@ fn cannot_run_is_nil_err() {
         ),
         (
             "bad_opts",
-            "core.exec: options are a string: expected a table with cwd, env, timeout or stdin",
+            "core.exec: options are the string \"fast\": expected a table with cwd, env, timeout or stdin",
         ),
         (
             "unknown_opt",
-            "core.exec: unknown option tiemout: expected cwd, env, timeout or stdin",
+            "core.exec: unknown option \"tiemout\": expected cwd, env, timeout or stdin",
         ),
         (
             "bad_timeout",
-            "core.exec: timeout is -1: expected a number of seconds greater than 0",
+            "core.exec: timeout is the number -1: expected a number of seconds greater than 0",
         ),
         ("bad_env", "core.exec: env.A is a table: expected a string"),
         (
             "bad_stdin",
-            "core.exec: stdin is a number: expected a string",
+            "core.exec: stdin is the number 5: expected a string",
         ),
     ];
     for (label, expected) in table {

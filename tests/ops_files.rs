@@ -424,7 +424,7 @@ fn failures_are_nil_err() {
         ),
         (
             "not_string",
-            "core.files.read: path is a number: expected an absolute path (a string)".into(),
+            "core.files.read: path is the number 42: expected an absolute path (a string)".into(),
         ),
         (
             "no_path",

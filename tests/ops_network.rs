@@ -616,7 +616,7 @@ fn bad_urls_and_options_are_errors() {
         ),
         (
             "number",
-            "core.network.get: the URL is a number: expected an http:// or https:// URL as a string",
+            "core.network.get: the URL is the number 42: expected an http:// or https:// URL as a string",
         ),
         (
             "method",
@@ -624,11 +624,11 @@ fn bad_urls_and_options_are_errors() {
         ),
         (
             "timeout",
-            "core.network.request: option timeout is -1: expected a number of seconds above 0",
+            "core.network.request: option timeout is the number -1: expected a number of seconds greater than 0",
         ),
         (
             "timeoutText",
-            "core.network.request: option timeout is a string: expected a number of seconds above 0",
+            "core.network.request: option timeout is the string \"soon\": expected a number of seconds greater than 0",
         ),
         (
             "unknown",
@@ -636,11 +636,11 @@ fn bad_urls_and_options_are_errors() {
         ),
         (
             "opts",
-            "core.network.request: options are a string: expected a table with method, headers, body or timeout",
+            "core.network.request: options are the string \"GET\": expected a table with method, headers, body or timeout",
         ),
         (
             "headers",
-            "core.network.get: headers are a number: expected a table of name = value strings",
+            "core.network.get: headers are the number 5: expected a table of name = value strings",
         ),
         (
             "headerValue",
@@ -656,7 +656,7 @@ fn bad_urls_and_options_are_errors() {
         ),
         (
             "postBody",
-            "core.network.post: body is a boolean: expected a string, or a table to send as JSON",
+            "core.network.post: body is the boolean true: expected a string, or a table to send as JSON",
         ),
     ];
     for (label, message) in expect {

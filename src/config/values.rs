@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use super::Problem;
 use super::yaml::{Node, Pos, Scalar, ScalarKind, Value};
-use crate::units::{self, UnitError};
+use crate::units::{self, MAX_DURATION, UnitError};
 
-/// The longest `interval` or `timeout` accepted, so that no time arithmetic can overflow.
-const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
 const EXPECT_DURATION: &str = "whole seconds or a duration such as 500ms, 30s, 5m, 1h or 1d";
 const EXPECT_SIZE: &str = "bytes or a size such as 512KiB, 16MiB or 1GiB";
 
@@ -86,7 +84,7 @@ impl Checker {
             } else if !known.contains(&text) {
                 let hint = known
                     .iter()
-                    .map(|k| (edit_distance(k, text), k))
+                    .map(|k| (strsim::levenshtein(k, text), k))
                     .filter(|&(d, k)| d <= (k.len() / 3).max(1))
                     .min_by_key(|&(d, _)| d)
                     .map(|(_, k)| format!(" (did you mean {k:?}?)"))
@@ -297,36 +295,5 @@ impl Checker {
             node.pos,
             format!("{what} is {}: expected {expected}", node.describe()),
         );
-    }
-}
-
-/// Levenshtein distance, for "did you mean" hints on misspelt keys.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("interval", "intervall"), 1);
-        assert_eq!(edit_distance("run_once", "runonce"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("files", "allow"), 4);
     }
 }

@@ -1,13 +1,18 @@
 //! A YAML tree that remembers where every node was written, built from `saphyr-parser`'s
 //! events, so that every problem in `jobs.yaml` can be reported at its line and column.
 //!
-//! Scalars are resolved with the YAML 1.2 core schema (the one `serde_yaml` 0.9 uses too):
-//! `true`/`false`, integers, floats and `null`/`~` are only those when written plain.
+//! Scalars are resolved with the YAML 1.2 core schema (`scalar`); `source` slices the text
+//! of an entry and keeps problem positions inside the file.
+
+mod scalar;
+mod source;
 
 use std::rc::Rc;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use saphyr_parser::{Event, Parser, Span};
 
+use self::scalar::resolve;
+pub(super) use self::source::{Source, entry_text, keep_within};
 use super::Problem;
 
 /// A 1-based line and column (in characters), as printed in messages.
@@ -116,39 +121,6 @@ pub(super) fn parse(text: &str) -> Result<Option<Node>, Problem> {
         builder.event(event, span)?;
     }
     Ok(builder.root)
-}
-
-/// Moves problems placed past the end of the text to its end, so that every position names a
-/// place in the file: the parser puts the end of a file that lacks a final line break on the
-/// line after it, and so errors and empty nodes there.
-pub(super) fn keep_within(text: &str, problems: &mut [Problem]) {
-    // Lengths in characters of the lines as YAML counts them: `\n`, `\r\n` and `\r` end one.
-    let mut lines = vec![0usize];
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => lines.push(0),
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                lines.push(0);
-            }
-            _ => {
-                if let Some(last) = lines.last_mut() {
-                    *last += 1;
-                }
-            }
-        }
-    }
-    for problem in problems {
-        if problem.line > lines.len() {
-            problem.line = lines.len();
-            problem.column = usize::MAX;
-        }
-        problem.line = problem.line.max(1);
-        problem.column = problem.column.clamp(1, lines[problem.line - 1] + 1);
-    }
 }
 
 /// An open sequence or mapping while its children are being read.
@@ -316,175 +288,9 @@ fn too_deep(pos: Pos) -> Problem {
     }
 }
 
-/// Resolves a scalar by the YAML 1.2 core schema; quoted and block scalars are strings, and
-/// so is anything tagged `!!str`.
-fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> ScalarKind {
-    if let Some(tag) = tag
-        && tag.is_yaml_core_schema()
-        && tag.suffix == "str"
-    {
-        return ScalarKind::Str;
-    }
-    if style != ScalarStyle::Plain {
-        return ScalarKind::Str;
-    }
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return ScalarKind::Null,
-        "true" | "True" | "TRUE" => return ScalarKind::Bool(true),
-        "false" | "False" | "FALSE" => return ScalarKind::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
-        | ".nan" | ".NaN" | ".NAN" => return ScalarKind::Float,
-        _ => {}
-    }
-    if let Some(int) = parse_int(text) {
-        return ScalarKind::Int(int);
-    }
-    if is_float(text) {
-        return ScalarKind::Float;
-    }
-    ScalarKind::Str
-}
-
-/// `[-+]?[0-9]+`, `0o[0-7]+` or `0x[0-9a-fA-F]+`.
-fn parse_int(text: &str) -> Option<i128> {
-    if let Some(octal) = text.strip_prefix("0o") {
-        return i128::from_str_radix(octal, 8)
-            .ok()
-            .filter(|_| !octal.is_empty());
-    }
-    if let Some(hex) = text.strip_prefix("0x") {
-        return i128::from_str_radix(hex, 16)
-            .ok()
-            .filter(|_| !hex.is_empty());
-    }
-    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // Too many digits for i128 is still a number, just one no field accepts.
-    Some(text.parse().unwrap_or(if text.starts_with('-') {
-        i128::MIN
-    } else {
-        i128::MAX
-    }))
-}
-
-/// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`
-fn is_float(text: &str) -> bool {
-    let body = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let (mantissa, exponent) = match body.find(['e', 'E']) {
-        Some(i) => (&body[..i], Some(&body[i + 1..])),
-        None => (body, None),
-    };
-    let (whole, fraction) = match mantissa.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (mantissa, None),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = match fraction {
-        Some(f) => digits(whole) && digits(f) && !(whole.is_empty() && f.is_empty()),
-        None => !whole.is_empty() && digits(whole),
-    };
-    let exponent_ok = exponent.is_none_or(|e| {
-        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-        !e.is_empty() && digits(e)
-    });
-    mantissa_ok && exponent_ok
-}
-
-/// The source text with what is known about it once, so per-job slicing stays cheap.
-pub(super) struct Source<'a> {
-    /// The whole file.
-    pub text: &'a str,
-    /// The byte offset of every character when the text is not all ASCII (empty when it is:
-    /// then character indices are byte offsets). Worked out once: looking each one up from
-    /// the start made a 10,000-job file with one `é` in a comment take seconds to read.
-    offsets: Vec<usize>,
-}
-
-impl<'a> Source<'a> {
-    /// Looks at `text` once.
-    pub fn new(text: &'a str) -> Source<'a> {
-        let offsets = if text.is_ascii() {
-            Vec::new()
-        } else {
-            text.char_indices().map(|(offset, _)| offset).collect()
-        };
-        Source { text, offsets }
-    }
-}
-
-/// The text of `start..end` (character indices) of the source.
-fn slice<'a>(source: &Source<'a>, start: usize, end: usize) -> &'a str {
-    let text = source.text;
-    let (start, end) = if source.offsets.is_empty() {
-        (start, end.min(text.len()))
-    } else {
-        let byte = |index: usize| source.offsets.get(index).copied().unwrap_or(text.len());
-        (byte(start), byte(end))
-    };
-    &text[start.min(end)..end]
-}
-
-/// The entry's own text, with the indentation of its block removed from every line after
-/// the first (the first starts at the entry, after its `- `).
-pub(super) fn entry_text(source: &Source<'_>, node: &Node) -> String {
-    let raw = slice(source, node.start, node.end);
-    let indent = node.pos.column - 1;
-    let mut lines = raw.lines();
-    let mut out = lines.next().unwrap_or_default().to_string();
-    for line in lines {
-        out.push('\n');
-        let spaces = line.bytes().take(indent).take_while(|&b| b == b' ').count();
-        out.push_str(&line[spaces..]);
-    }
-    out.truncate(out.trim_end().len());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kind(text: &str) -> ScalarKind {
-        resolve(text, ScalarStyle::Plain, None)
-    }
-
-    #[test]
-    fn core_schema() {
-        assert_eq!(kind("~"), ScalarKind::Null);
-        assert_eq!(kind("true"), ScalarKind::Bool(true));
-        assert_eq!(kind("yes"), ScalarKind::Str);
-        assert_eq!(kind("-12"), ScalarKind::Int(-12));
-        assert_eq!(kind("0x1f"), ScalarKind::Int(31));
-        assert_eq!(kind("0o17"), ScalarKind::Int(15));
-        assert_eq!(kind("1.5"), ScalarKind::Float);
-        assert_eq!(kind("1e3"), ScalarKind::Float);
-        assert_eq!(kind(".5"), ScalarKind::Float);
-        assert_eq!(kind("."), ScalarKind::Str);
-        assert_eq!(kind("30s"), ScalarKind::Str);
-        assert_eq!(kind("1.2.3"), ScalarKind::Str);
-        assert_eq!(
-            resolve("5", ScalarStyle::DoubleQuoted, None),
-            ScalarKind::Str
-        );
-    }
-
-    #[test]
-    fn positions_and_ranges() {
-        let text = "a:\n  - {x: 1}\n  - é: [1, 2]\n";
-        let root = parse(text).unwrap().unwrap();
-        let Value::Map(entries) = &*root.value else {
-            panic!()
-        };
-        let Value::Seq(items) = &*entries[0].1.value else {
-            panic!()
-        };
-        assert_eq!(items[0].pos, Pos { line: 2, column: 5 });
-        let source = Source::new(text);
-        assert_eq!(slice(&source, items[0].start, items[0].end), "{x: 1}");
-        assert_eq!(slice(&source, items[1].start, items[1].end), "é: [1, 2]");
-    }
 
     #[test]
     fn aliases_share_the_anchored_value() {

@@ -5,6 +5,7 @@
 //! In Coronium's style a function that can fail returns `nil, err` instead of raising. Every
 //! blocking call is bounded by the run's remaining time and gives way to an operator's abort.
 
+mod args;
 mod env;
 mod exec;
 mod files;

@@ -4,6 +4,7 @@ use mlua::{Lua, MultiValue, Table, Value};
 
 use super::{context, fail};
 
+/// Registers `core.env`.
 pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     core.raw_set(
         "env",

@@ -3,6 +3,7 @@
 
 use mlua::{Lua, LuaSerdeExt, MultiValue, Table, Value};
 
+use super::args::describe;
 use super::returns;
 
 fn options() -> mlua::serde::SerializeOptions {
@@ -16,7 +17,7 @@ fn options() -> mlua::serde::SerializeOptions {
 pub fn encode(lua: &Lua, value: &Value) -> Result<String, String> {
     let json: serde_json::Value = lua
         .from_value(value.clone())
-        .map_err(|e| format!("cannot encode {} as JSON: {e}", value.type_name()))?;
+        .map_err(|e| format!("cannot encode {} as JSON: {e}", describe(value)))?;
     serde_json::to_string(&json).map_err(|e| e.to_string())
 }
 
@@ -28,6 +29,7 @@ pub fn decode(lua: &Lua, text: &str) -> Result<Value, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Registers `core.json` and `core.json_safe`.
 pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     let safe = lua.create_table()?;
     safe.raw_set(
@@ -48,7 +50,7 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
                 Value::String(s) => decode(lua, &s.to_string_lossy()),
                 other => Err(format!(
                     "cannot decode {}: expected a JSON string",
-                    other.type_name()
+                    describe(other)
                 )),
             };
             returns(lua, decoded)

@@ -68,6 +68,7 @@ fn store_of(lua: &Lua) -> mlua::Result<StoreOf> {
     })
 }
 
+/// Registers `core.state`.
 pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     let state = lua.create_table()?;
     state.raw_set(

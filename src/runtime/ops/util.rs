@@ -2,16 +2,14 @@
 //! and `core.sleep`.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use md5::{Digest, Md5};
 use mlua::{Lua, Table, Value};
 
+use super::args::seconds;
 use super::bounded_sleep;
 
-/// Longest `core.sleep` accepted in one call; the run's timeout bounds it anyway.
-const MAX_SLEEP_SECS: f64 = 86_400.0;
-
+/// Registers the utilities into `core`.
 pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     let string: Table = lua.globals().get("string")?;
     core.raw_set("sf", string.get::<Value>("format")?)?;
@@ -59,13 +57,14 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     )?;
     core.raw_set(
         "sleep",
-        lua.create_function(|lua, seconds: f64| {
-            if !seconds.is_finite() || seconds < 0.0 {
-                return Err(mlua::Error::runtime(format!(
-                    "core.sleep({seconds}): expected a number of seconds, 0 or more"
-                )));
-            }
-            bounded_sleep(lua, Duration::from_secs_f64(seconds.min(MAX_SLEEP_SECS)))
+        lua.create_function(|lua, secs: f64| {
+            // Unlike a timeout, 0 is a valid sleep: it only gives way to an abort.
+            let wanted = seconds(secs).ok_or_else(|| {
+                mlua::Error::runtime(format!(
+                    "core.sleep({secs}): expected a number of seconds, 0 or more"
+                ))
+            })?;
+            bounded_sleep(lua, wanted)
         })?,
     )?;
     Ok(())
