@@ -192,44 +192,33 @@ pub struct JobSpec {
     pub files: Vec<PathBuf>,
     /// Environment variables `core.env` may read.
     pub env: Vec<String>,
-    /// The 1-based line where the entry starts in `jobs.yaml`, for messages.
-    pub line: usize,
-    /// The entry's own text from `jobs.yaml`, dedented, for the details view; shared with
-    /// every row published for the job.
-    pub entry_yaml: std::sync::Arc<str>,
+    /// Where the entry stands in `jobs.yaml` and how it is written.
+    pub source: EntrySource,
 }
 
 impl JobSpec {
-    /// Whether `other` defines the same job (everything but `line` and `entry_yaml`), so that a
-    /// reload can tell a changed job from one that only moved or was reformatted.
+    /// Whether `other` defines the same job (everything but where and how the entry is written),
+    /// so that a reload can tell a changed job from one that only moved or was reformatted.
     pub fn same_definition(&self, other: &JobSpec) -> bool {
-        // Destructured so that a new field cannot be forgotten here.
-        let JobSpec {
-            name,
-            path,
-            file,
-            interval,
-            active,
-            run_once,
-            timeout,
-            memory,
-            allow,
-            files,
-            env,
-            line: _,
-            entry_yaml: _,
-        } = self;
-        *name == other.name
-            && *path == other.path
-            && *file == other.file
-            && *interval == other.interval
-            && *active == other.active
-            && *run_once == other.run_once
-            && *timeout == other.timeout
-            && *memory == other.memory
-            && *allow == other.allow
-            && *files == other.files
-            && *env == other.env
+        self == other
+    }
+}
+
+/// Where a job's entry stands in `jobs.yaml` and its text: for messages and the details view,
+/// not part of what the entry defines. So two `EntrySource`s are always equal, and a
+/// [`JobSpec`] compares equal to another that defines the same job wherever it is written.
+#[derive(Clone, Debug)]
+pub struct EntrySource {
+    /// The 1-based line where the entry starts, for messages.
+    pub line: usize,
+    /// The entry's own text, dedented, for the details view; shared with every row published
+    /// for the job.
+    pub text: std::sync::Arc<str>,
+}
+
+impl PartialEq for EntrySource {
+    fn eq(&self, _: &EntrySource) -> bool {
+        true
     }
 }
 

@@ -19,4 +19,4 @@ pub use command::{ActionError, Actor, Reply, SchedulerCommand, Subscription};
 pub use events::JobEvent;
 pub use protocol::{Request, Response};
 pub use verb::Verb;
-pub use views::{Hello, JobView, ListRow, ReloadSummary, Role, RunSummary, Snapshot};
+pub use views::{Hello, JobView, ReloadSummary, Role, RunSummary, Snapshot};

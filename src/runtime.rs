@@ -94,6 +94,25 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    /// The history record of this run of `job`, due at `scheduled`, asked for by `trigger`.
+    pub fn record(
+        &self,
+        job: &str,
+        scheduled: DateTime<Utc>,
+        trigger: crate::job::Trigger,
+    ) -> crate::store::RunRecord {
+        crate::store::RunRecord {
+            job: job.to_string(),
+            scheduled,
+            started: self.started,
+            duration: self.duration,
+            result: self.result,
+            error: self.error.clone(),
+            logs: self.logs.clone(),
+            trigger,
+        }
+    }
+
     /// Why this run deactivates its job, if it does: `job.CANCEL`, or a failure (with the
     /// first line of its error). Scheduled and operator runs share this rule (docs/job-files.md#errors).
     pub fn deactivation_reason(&self) -> Option<String> {

@@ -556,7 +556,7 @@ fn entry_texts_of_a_large_non_ascii_file_are_cut_at_the_right_characters() {
     assert_eq!(config.jobs.len(), 5000);
     for (i, job) in config.jobs.iter().enumerate() {
         assert_eq!(
-            *job.entry_yaml,
+            *job.source.text,
             format!(
                 "name: job{i}   # näme {i}\npath: ü{i}.lua\ninterval: {}s",
                 i + 1

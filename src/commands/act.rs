@@ -18,7 +18,7 @@ use crate::runtime::{
 use crate::scheduler::database_path;
 use crate::socket::{self, client};
 use crate::state_dir;
-use crate::store::{RunRecord, Store};
+use crate::store::Store;
 
 fn find<'a>(config: &'a Config, name: &str) -> Result<&'a JobSpec, String> {
     config.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
@@ -133,16 +133,7 @@ fn trigger(
     let failed = |e: crate::store::StoreError| (e.to_string(), exit::FAILED);
     store
         .record(
-            &[RunRecord {
-                job: spec.name.clone(),
-                scheduled,
-                started: outcome.started,
-                duration: outcome.duration,
-                result: outcome.result,
-                error: outcome.error.clone(),
-                logs: outcome.logs.clone(),
-                trigger: Trigger::Operator,
-            }],
+            &[outcome.record(&spec.name, scheduled, Trigger::Operator)],
             &[],
         )
         .map_err(failed)?;

@@ -52,7 +52,7 @@ fn compile_all(config: &Config) -> Vec<String> {
             problems.push(format!(
                 "{}:{}: job {:?}: {message}",
                 config.file.display(),
-                job.line,
+                job.source.line,
                 job.name
             ));
         }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::exit;
 use crate::config::{self, Config};
-use crate::control::{JobView, ListRow, RunSummary};
+use crate::control::{JobView, RunSummary};
 use crate::scheduler::{database_path, run_summary, stored_view};
 use crate::socket::{self, client};
 use crate::state_dir;
@@ -71,8 +71,7 @@ pub fn run_list(file: &Path, as_json: bool) -> u8 {
 
 fn print_list(views: &[JobView], holder: Option<&str>, as_json: bool) {
     if as_json {
-        let rows: Vec<ListRow> = views.iter().map(ListRow::from).collect();
-        say!("{}", serde_json::to_string(&rows).unwrap_or_default());
+        say!("{}", serde_json::to_string(views).unwrap_or_default());
     } else {
         match holder {
             Some(holder) => say!("service: running ({holder})"),

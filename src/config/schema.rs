@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::paths;
 use super::values::{Checker, Fields};
 use super::yaml::{Node, Pos, Source, Value, entry_text};
-use super::{Capability, JobSpec, Problem, ServiceConfig};
+use super::{Capability, EntrySource, JobSpec, Problem, ServiceConfig};
 
 const TOP_KEYS: &[&str] = &["service", "jobs"];
 const SERVICE_KEYS: &[&str] = &[
@@ -316,8 +316,10 @@ fn job(
         allow,
         files,
         env,
-        line: node.pos.line,
-        entry_yaml: entry_text(source, node).into(),
+        source: EntrySource {
+            line: node.pos.line,
+            text: entry_text(source, node).into(),
+        },
     })
 }
 

@@ -61,8 +61,8 @@ fn defaults() {
     assert_eq!(job.timeout, Duration::from_secs(30));
     assert_eq!(job.memory, 64 << 20);
     assert!(job.allow.is_empty() && job.files.is_empty() && job.env.is_empty());
-    assert_eq!(job.line, 2);
-    assert_eq!(&*job.entry_yaml, "name: a\npath: a.lua\ninterval: 5s");
+    assert_eq!(job.source.line, 2);
+    assert_eq!(&*job.source.text, "name: a\npath: a.lua\ninterval: 5s");
 }
 
 #[test]
@@ -121,12 +121,12 @@ jobs:
     assert_eq!(b.memory, 2048);
     assert!(!b.active && b.run_once);
     assert_eq!(b.allow, [Capability::Exec, Capability::Network]);
-    assert_eq!(b.line, 18);
-    assert!(b.entry_yaml.starts_with("{name: b,") && b.entry_yaml.ends_with("exec]}"));
+    assert_eq!(b.source.line, 18);
+    assert!(b.source.text.starts_with("{name: b,") && b.source.text.ends_with("exec]}"));
     assert_eq!(c.interval, Duration::from_secs(30));
     assert_eq!(c.allow, b.allow);
     assert_eq!(c.files, [PathBuf::from("/var/log")]);
-    assert_eq!(c.entry_yaml.lines().last(), Some("  - /var/log"));
+    assert_eq!(c.source.text.lines().last(), Some("  - /var/log"));
 
     // Keys with no value are unset; so is an empty `service:`; `jobs:` alone is an empty list.
     assert!(ok("service:\njobs:\n").jobs.is_empty());
@@ -158,7 +158,7 @@ fn good_config() {
     assert_eq!(report.allow, Capability::ALL);
     assert_eq!(report.files, [PathBuf::from("/var/log/myapp")]);
     assert_eq!(report.env, ["API_TOKEN"]);
-    assert_eq!(report.line, 14);
+    assert_eq!(report.source.line, 14);
     let hello = &config.jobs[1];
     assert_eq!(
         (hello.interval, hello.memory),
@@ -166,7 +166,7 @@ fn good_config() {
     );
     assert_eq!(hello.timeout, Duration::from_secs(45));
     assert!(!hello.active);
-    assert!(hello.entry_yaml.contains("interval: 90        # seconds"));
+    assert!(hello.source.text.contains("interval: 90        # seconds"));
     let once = &config.jobs[2];
     assert!(once.run_once && !once.file.exists());
 }

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::command::{ActionError, Actor, Reply, SchedulerCommand, Subscription};
 use super::verb::Verb;
-use super::views::{ListRow, ReloadSummary, RunSummary, Snapshot};
+use super::views::{JobView, ReloadSummary, RunSummary, Snapshot};
 
 /// A handle on a scheduler, with typed methods; cheap to clone.
 #[derive(Debug, Clone)]
@@ -57,9 +57,8 @@ impl Client {
     }
 
     /// Every job as a `list --json` row.
-    pub async fn list(&self) -> Result<Vec<ListRow>, ActionError> {
-        let snapshot = self.snapshot().await?;
-        Ok(snapshot.jobs.iter().map(ListRow::from).collect())
+    pub async fn list(&self) -> Result<Vec<JobView>, ActionError> {
+        Ok(self.snapshot().await?.jobs)
     }
 
     /// Recent runs of one job, newest first.

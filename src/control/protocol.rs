@@ -2,15 +2,17 @@
 //! line. Requests are `{"id":N,"op":…}`; each gets one [`Response`]. Serde does the reading and
 //! writing; this module only turns serde's complaints into messages that say what was expected.
 
-use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::verb::Verb;
+
+mod fields;
+
+use fields::{history_default, history_limit, job_name, protocol_version};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL: u64 = 1;
@@ -194,92 +196,6 @@ fn explain(op: Option<&str>, serde_message: &str) -> String {
     format!("{op}: {serde_message}")
 }
 
-fn history_default() -> usize {
-    HISTORY_DEFAULT
-}
-
-/// What a field holds.
-#[derive(Clone, Copy)]
-enum Holds {
-    Text,
-    Count,
-    Version,
-}
-
-/// A visitor whose "expected" text names the field it reads, so serde's "invalid type: …,
-/// expected …" says which field was wrong.
-struct Expecting(Holds, &'static str);
-
-impl Visitor<'_> for Expecting {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.1)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        match self.0 {
-            Holds::Text => Ok(Value::String(v.to_string())),
-            _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
-        }
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        match self.0 {
-            Holds::Count | Holds::Version => Ok(Value::from(v)),
-            Holds::Text => Err(E::invalid_type(de::Unexpected::Unsigned(v), &self)),
-        }
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        match self.0 {
-            Holds::Count => Ok(Value::Null),
-            _ => Err(E::invalid_type(de::Unexpected::Unit, &self)),
-        }
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        self.visit_unit()
-    }
-}
-
-fn job_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    let expecting = Expecting(Holds::Text, "\"job\" to be the name of a job as a string");
-    match deserializer.deserialize_any(expecting)? {
-        Value::String(job) => Ok(job),
-        _ => Err(de::Error::custom("\"job\" must be a string")),
-    }
-}
-
-fn history_limit<'de, D: Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
-    let expecting = Expecting(
-        Holds::Count,
-        "\"limit\" to be a whole number of runs such as 20",
-    );
-    match deserializer.deserialize_any(expecting)? {
-        Value::Number(n) => n
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| de::Error::custom("\"limit\" is too large: expected at most 2^64 - 1")),
-        _ => Ok(HISTORY_DEFAULT),
-    }
-}
-
-fn protocol_version<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    let expecting = Expecting(
-        Holds::Version,
-        "\"protocol\" to be a version number such as 1",
-    );
-    match deserializer.deserialize_any(expecting)? {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| de::Error::custom("\"protocol\" must be a whole number: expected 1")),
-        _ => Err(de::Error::custom(
-            "\"protocol\" must be a number: expected 1",
-        )),
-    }
-}
-
 /// A response line: `{"id":N,"ok":true,"result":…}` or `{"id":N,"ok":false,"error":"…"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
@@ -334,134 +250,4 @@ impl Response {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_round_trip() {
-        for request in [
-            Request::Hello { protocol: 1 },
-            Request::List,
-            Request::History {
-                job: "a".into(),
-                limit: 5,
-            },
-            Request::Activate { job: "a".into() },
-            Request::act(Verb::Trigger, "b".into()),
-            Request::Subscribe,
-        ] {
-            let (id, parsed) = Request::parse(&request.to_line(7));
-            assert_eq!((id, parsed), (Some(7), Ok(request)));
-        }
-    }
-
-    #[test]
-    fn the_op_list_comes_from_the_enum() {
-        assert_eq!(
-            ops(),
-            [
-                "hello",
-                "list",
-                "snapshot",
-                "history",
-                "reload",
-                "activate",
-                "cancel",
-                "trigger",
-                "subscribe",
-                "ping"
-            ]
-        );
-    }
-
-    #[test]
-    fn bad_requests_say_what_is_expected() {
-        let error = |line: &str| Request::parse(line).1.unwrap_err();
-        assert!(error("{nope").starts_with("malformed JSON"));
-        let (id, r) = Request::parse(r#"{"id":3,"op":"explode"}"#);
-        assert_eq!(id, Some(3));
-        assert_eq!(
-            r.unwrap_err(),
-            "unknown op \"explode\": expected one of hello, list, snapshot, history, reload, \
-             activate, cancel, trigger, subscribe, ping"
-        );
-        assert_eq!(
-            error(r#"{"id":3,"op":"cancel"}"#),
-            "cancel needs \"job\": expected the name of a job as a string"
-        );
-        assert!(error("[1,2]").contains("not a JSON object"));
-        assert!(error(r#"{"job":"x"}"#).starts_with("no \"op\": expected one of hello"));
-        assert!(error(r#"{"op":7}"#).starts_with("\"op\" must be a string: expected one of"));
-        assert_eq!(
-            error(r#"{"op":"cancel","job":5}"#),
-            "cancel: invalid type: integer `5`, expected \"job\" to be the name of a job as a string"
-        );
-        assert_eq!(
-            error(r#"{"op":"history","job":"x","limit":-1}"#),
-            "history: invalid type: integer `-1`, expected \"limit\" to be a whole number of runs such as 20"
-        );
-        assert_eq!(
-            error(r#"{"op":"hello"}"#),
-            "hello needs \"protocol\": expected {\"op\":\"hello\",\"protocol\":1}"
-        );
-        assert!(error(r#"{"op":"hello","protocol":"1"}"#).contains("\"protocol\" to be"));
-    }
-
-    /// The ops a markdown table lists: the backticked words of its first column, between the
-    /// header `| op |` and the end of the table.
-    fn ops_in_table(text: &str) -> Vec<String> {
-        let mut lines = text.lines().skip_while(|l| !l.starts_with("| op |"));
-        let mut ops = Vec::new();
-        for line in lines.by_ref().skip(2) {
-            let Some(row) = line.strip_prefix('|') else {
-                break;
-            };
-            let cell = row.split('|').next().unwrap_or_default();
-            ops.extend(cell.split('`').skip(1).step_by(2).map(str::to_string));
-        }
-        ops.sort();
-        ops
-    }
-
-    #[test]
-    fn the_readme_and_docs_tables_list_every_op() {
-        let mut expected = ops().to_vec();
-        expected.sort();
-        for (file, text) in [
-            ("README.md", include_str!("../../README.md")),
-            ("docs/protocol.md", include_str!("../../docs/protocol.md")),
-        ] {
-            assert_eq!(ops_in_table(text), expected, "the op table of {file}");
-        }
-    }
-
-    #[test]
-    fn a_missing_or_null_limit_is_the_default() {
-        for line in [
-            r#"{"op":"history","job":"x"}"#,
-            r#"{"op":"history","job":"x","limit":null}"#,
-        ] {
-            assert_eq!(
-                Request::parse(line).1,
-                Ok(Request::History {
-                    job: "x".into(),
-                    limit: HISTORY_DEFAULT
-                })
-            );
-        }
-    }
-
-    #[test]
-    fn responses_keep_their_shape() {
-        assert_eq!(
-            Response::ok(Some(1), Value::from("pong")).to_line(),
-            r#"{"id":1,"ok":true,"result":"pong"}"#
-        );
-        assert_eq!(
-            Response::error(None, "no").to_line(),
-            r#"{"id":null,"ok":false,"error":"no"}"#
-        );
-        let parsed: Response = serde_json::from_str(r#"{"id":2,"ok":true,"result":null}"#).unwrap();
-        assert_eq!(parsed.into_result(), Ok(Value::Null));
-    }
-}
+mod tests;

@@ -1,7 +1,7 @@
 //! The shapes other parts read: the job table's rows, runs, reload summaries, snapshots, and
 //! the rows of `list --json`. Each is `Serialize`/`Deserialize`, so the JSON of the CLI, the
 //! control socket and the dashboard's copy of the table are one definition (docs/cli.md,
-//! docs/protocol.md).
+//! docs/protocol.md). A `list --json` object is a [`JobView`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -29,7 +29,8 @@ pub struct Snapshot {
     pub config_error: Option<String>,
 }
 
-/// One row of the job table: everything the dashboard shows of a job.
+/// One row of the job table: everything the dashboard shows of a job, and one object of
+/// `list --json` (the contract's fields first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     /// Unique name from `jobs.yaml`.
@@ -81,74 +82,6 @@ pub struct JobView {
     pub run_once: bool,
     /// The job's own entry in `jobs.yaml`, as written (shared, not copied, between rows).
     pub entry_yaml: Arc<str>,
-}
-
-/// One object of `list --json` (docs/cli.md): the contract's fields first, then the rest of
-/// the row. The dashboard-only fields of [`JobView`] (limits, the entry's text) are left out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ListRow {
-    /// Unique name from `jobs.yaml`.
-    pub name: String,
-    /// The job file, relative to `jobs_dir`.
-    pub path: String,
-    /// Seconds between runs.
-    pub interval_secs: f64,
-    /// Where the job stands.
-    pub status: Status,
-    /// Start of the last run.
-    #[serde(with = "time_format::option")]
-    pub last_run: Option<DateTime<Utc>>,
-    /// Result of the last run.
-    pub last_result: Option<RunResult>,
-    /// The last error.
-    pub last_error: Option<String>,
-    /// Runs so far.
-    pub runs: u64,
-    /// When the next scheduled run is due.
-    #[serde(with = "time_format::option")]
-    pub next_run: Option<DateTime<Utc>>,
-    /// When the last error happened.
-    #[serde(with = "time_format::option")]
-    pub last_error_at: Option<DateTime<Utc>>,
-    /// Duration of the last run.
-    pub last_duration_ms: Option<f64>,
-    /// Runs that ended `ok`.
-    pub oks: u64,
-    /// Runs that ended in a failure.
-    pub errors: u64,
-    /// Due times skipped.
-    pub skips: u64,
-    /// Why the job is deactivated.
-    pub deactivated_reason: Option<String>,
-    /// Who deactivated it.
-    pub deactivated_by: Option<String>,
-    /// When it was deactivated.
-    #[serde(with = "time_format::option")]
-    pub deactivated_at: Option<DateTime<Utc>>,
-}
-
-impl From<&JobView> for ListRow {
-    fn from(view: &JobView) -> ListRow {
-        ListRow {
-            name: view.name.clone(),
-            path: view.path.clone(),
-            interval_secs: view.interval_secs,
-            status: view.status,
-            last_run: view.last_run,
-            last_result: view.last_result,
-            last_error: view.last_error.clone(),
-            runs: view.runs,
-            next_run: view.next_run,
-            last_error_at: view.last_error_at,
-            last_duration_ms: view.last_duration_ms,
-            oks: view.oks,
-            errors: view.errors,
-            skips: view.skips,
-            deactivated_reason: view.deactivated_reason.clone(),
-            deactivated_by: view.deactivated_by.clone(),
-            deactivated_at: view.deactivated_at,
-        }
-    }
 }
 
 /// One run, as history, `history --json` and the details view show it.

@@ -149,16 +149,7 @@ impl Scheduler {
         self.running = self.running.saturating_sub(1);
         let outcome = done.outcome;
         let scheduled = done.scheduled;
-        let record = RunRecord {
-            job: done.name.clone(),
-            scheduled,
-            started: outcome.started,
-            duration: outcome.duration,
-            result: outcome.result,
-            error: outcome.error.clone(),
-            logs: outcome.logs.clone(),
-            trigger: done.trigger,
-        };
+        let record = outcome.record(&done.name, scheduled, done.trigger);
         // Built only for subscribers: it copies the run's log lines.
         if self.events.receiver_count() > 0 {
             let _ = self.events.send(JobEvent::Finished {

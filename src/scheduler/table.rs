@@ -120,7 +120,7 @@ impl JobEntry {
             timeout_secs: spec.timeout.as_secs_f64(),
             memory_bytes: spec.memory,
             run_once: spec.run_once,
-            entry_yaml: spec.entry_yaml.clone(),
+            entry_yaml: spec.source.text.clone(),
         }
     }
 }

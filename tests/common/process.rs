@@ -201,6 +201,11 @@ impl Serve {
     /// `serve-N.err` there (N counts the services started in that sandbox before). Returns at
     /// once: what "ready" means is the caller's to wait for.
     pub fn spawn(sandbox: &Sandbox) -> Serve {
+        Serve::spawn_with_env(sandbox, &[])
+    }
+
+    /// [`Serve::spawn`] with these variables added to its environment.
+    pub fn spawn_with_env(sandbox: &Sandbox, env: &[(&str, &str)]) -> Serve {
         let serial = fs::read_dir(sandbox.path())
             .unwrap()
             .filter(|e| {
@@ -222,6 +227,7 @@ impl Serve {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&stderr_path).unwrap());
+        command.envs(env.iter().copied());
         let child = spawn(&mut command);
         Serve {
             child,

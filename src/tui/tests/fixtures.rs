@@ -58,7 +58,14 @@ stack traceback:\n\
 \t[string \"reports/nightly.lua\"]:12: in function 'run'\n\
 \t[C]: in ?";
 
-fn ran(mut job: JobView, secs_ago: i64, result: RunResult, ms: f64, runs: u64) -> JobView {
+/// A job that has run: `(seconds ago, result, milliseconds, runs)` of its last run.
+fn ran(
+    name: &str,
+    status: Status,
+    interval_secs: f64,
+    (secs_ago, result, ms, runs): (i64, RunResult, f64, u64),
+) -> JobView {
+    let mut job = job(name, status, interval_secs);
     job.last_run = Some(ago(secs_ago));
     job.last_result = Some(result);
     job.last_duration_ms = Some(ms);
@@ -74,57 +81,51 @@ fn ran(mut job: JobView, secs_ago: i64, result: RunResult, ms: f64, runs: u64) -
 /// Nine jobs covering every status, in `jobs.yaml` order.
 pub fn jobs() -> Vec<JobView> {
     let mut heartbeat = ran(
-        job("heartbeat", Status::Waiting, 5.0),
-        3,
-        RunResult::Ok,
-        12.0,
-        720,
+        "heartbeat",
+        Status::Waiting,
+        5.0,
+        (3, RunResult::Ok, 12.0, 720),
     );
     heartbeat.next_run = Some(later(2));
 
     let mut prices = ran(
-        job("fetch-prices", Status::Running, 60.0),
-        64,
-        RunResult::Ok,
-        1_234.0,
-        58,
+        "fetch-prices",
+        Status::Running,
+        60.0,
+        (64, RunResult::Ok, 1_234.0, 58),
     );
     prices.running_since = Some(ago(4));
     prices.next_run = Some(later(56));
 
     let mut cleanup = ran(
-        job("cleanup-tmp", Status::Stopped, 3_600.0),
-        7_300,
-        RunResult::Exit,
-        40.0,
-        3,
+        "cleanup-tmp",
+        Status::Stopped,
+        3_600.0,
+        (7_300, RunResult::Exit, 40.0, 3),
     );
     cleanup.oks = 2;
 
     let mut digest = ran(
-        job("weekly-digest", Status::Sleeping, 3_600.0),
-        600,
-        RunResult::Sleep,
-        230.0,
-        12,
+        "weekly-digest",
+        Status::Sleeping,
+        3_600.0,
+        (600, RunResult::Sleep, 230.0, 12),
     );
     digest.next_run = Some(later(86_400 - 600));
 
     let mut warm = ran(
-        job("warm-cache", Status::Done, 30.0),
-        45,
-        RunResult::Ok,
-        310.0,
-        1,
+        "warm-cache",
+        Status::Done,
+        30.0,
+        (45, RunResult::Ok, 310.0, 1),
     );
     warm.run_once = true;
 
     let mut nightly = ran(
-        job("nightly-report", Status::Deactivated, 3_600.0),
-        190,
-        RunResult::Error,
-        1_520.0,
-        42,
+        "nightly-report",
+        Status::Deactivated,
+        3_600.0,
+        (190, RunResult::Error, 1_520.0, 42),
     );
     nightly.path = "reports/nightly.lua".to_string();
     nightly.timeout_secs = 10.0;
@@ -143,11 +144,10 @@ pub fn jobs() -> Vec<JobView> {
     let legacy = job("legacy-sync", Status::Disabled, 300.0);
 
     let mut ping = ran(
-        job("ping-upstream", Status::Waiting, 30.0),
-        20,
-        RunResult::Ok,
-        88.0,
-        300,
+        "ping-upstream",
+        Status::Waiting,
+        30.0,
+        (20, RunResult::Ok, 88.0, 300),
     );
     ping.next_run = Some(later(10));
     ping.last_error = Some("timed out after 10s".to_string());
@@ -155,11 +155,10 @@ pub fn jobs() -> Vec<JobView> {
     ping.errors = 1;
 
     let mut invoices = ran(
-        job("send-invoices", Status::Deactivated, 900.0),
-        1_000,
-        RunResult::Aborted,
-        5_000.0,
-        9,
+        "send-invoices",
+        Status::Deactivated,
+        900.0,
+        (1_000, RunResult::Aborted, 5_000.0, 9),
     );
     invoices.deactivated_at = Some(ago(990));
     invoices.deactivated_by = Some("alice".to_string());
