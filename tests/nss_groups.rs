@@ -37,7 +37,7 @@ fn wrapper() -> Option<&'static str> {
     None
 }
 
-/// The directory's users and groups, as nss_wrapper files; the variables that point at them.
+/// The directory's users and groups, as `nss_wrapper` files; the variables that point at them.
 fn directory(dir: &Path) -> Vec<(String, String)> {
     let passwd = dir.join("nss-passwd");
     let group = dir.join("nss-group");
