@@ -186,7 +186,7 @@ fn zone_of(config: &Config) -> LocalZone {
 }
 
 /// Messages the scheduler sends itself from tasks it spawned.
-enum Internal {
+enum SelfMessage {
     /// A reload's configuration and state were read.
     ReloadRead {
         result: Result<reload::Reread, String>,
@@ -217,7 +217,7 @@ struct Scheduler {
     /// Where `core.state` keeps values: the state database.
     state_store: Arc<dyn StateStore>,
     events: broadcast::Sender<JobEvent>,
-    internal: mpsc::UnboundedSender<Internal>,
+    internal: mpsc::UnboundedSender<SelfMessage>,
     wall: WallClock,
     grace: Duration,
     started: DateTime<Utc>,
@@ -231,7 +231,7 @@ impl Scheduler {
         mut self,
         mut commands: mpsc::Receiver<SchedulerCommand>,
         mut done: mpsc::UnboundedReceiver<Done>,
-        mut internal: mpsc::UnboundedReceiver<Internal>,
+        mut internal: mpsc::UnboundedReceiver<SelfMessage>,
     ) {
         let mut commands_open = true;
         let recorder = self.recorder.clone();
@@ -450,9 +450,9 @@ impl Scheduler {
         })
     }
 
-    fn internal(&mut self, message: Internal) {
+    fn internal(&mut self, message: SelfMessage) {
         match message {
-            Internal::ReloadRead { result, reply } => self.apply_reload(result, reply),
+            SelfMessage::ReloadRead { result, reply } => self.apply_reload(result, reply),
         }
     }
 

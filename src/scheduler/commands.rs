@@ -8,7 +8,7 @@ use crate::job::{Status, Trigger};
 
 use super::recorder::Record;
 use super::timers::JobId;
-use super::{Internal, Scheduler};
+use super::{Scheduler, SelfMessage};
 
 impl Scheduler {
     pub(super) fn command(&mut self, command: SchedulerCommand) {
@@ -201,7 +201,7 @@ impl Scheduler {
         let state_dir = self.config.service.state_dir.clone();
         tokio::task::spawn_blocking(move || {
             let result = super::reload::read(&file, known, &state_dir);
-            let _ = internal.send(Internal::ReloadRead { result, reply });
+            let _ = internal.send(SelfMessage::ReloadRead { result, reply });
         });
     }
 }
