@@ -4,6 +4,7 @@
 //!   own `jobs.yaml` and job files), one-shot CLI commands run with a deadline, and
 //!   `jobtop serve` as a child process ([`process::Serve`]) that is stopped when dropped.
 //! - [`runner`]: one job file run through `JobRunner`, with a `RunRequest` the tests adjust.
+//! - [`accounts`]: throwaway Unix users and groups, and programs run as them.
 //!
 //! A test file adds what only it needs to these types in its own `impl Sandbox { … }` or
 //! `impl Serve { … }` (how it decides that a service is ready, how it stops one, …).
@@ -12,6 +13,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod accounts;
 pub mod faults;
 pub mod process;
 pub mod runner;
