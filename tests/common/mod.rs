@@ -4,6 +4,9 @@
 //!   own `jobs.yaml` and job files), one-shot CLI commands run with a deadline, and
 //!   `jobtop serve` as a child process ([`process::Serve`]) that is stopped when dropped.
 //! - [`runner`]: one job file run through `JobRunner`, with a `RunRequest` the tests adjust.
+//! - [`servers`]: real servers on 127.0.0.1 started by the tests (PostgreSQL, MariaDB, sshd,
+//!   SMTP, an HTTP receiver) and a real Prometheus text parser; a test whose server is
+//!   missing skips, unless `JOBTOP_REQUIRE_SERVERS` is set.
 //! - [`accounts`]: throwaway Unix users and groups, and programs run as them.
 //!
 //! A test file adds what only it needs to these types in its own `impl Sandbox { … }` or
@@ -17,3 +20,4 @@ pub mod accounts;
 pub mod faults;
 pub mod process;
 pub mod runner;
+pub mod servers;
