@@ -5,159 +5,61 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::runner::{allowing, job_source, request, runner, write_job};
+use common::servers::free_port;
+use common::servers::http::{Answer, HttpReceiver, Reply};
 use jobtop::config::Capability;
 use jobtop::job::RunResult;
 use jobtop::runtime::{LocalZone, RunControl, RunOutcome, RunRequest};
 
-/// A small HTTP/1.1 server on 127.0.0.1 answering canned paths, one thread per connection.
-struct Server {
-    base: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                thread::spawn(move || {
-                    let _ = serve(&stream);
-                });
-            }
-        });
-        Server { base }
-    }
-}
-
-/// What the server read of a request.
-struct Received {
-    method: String,
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-fn read_request(stream: &TcpStream) -> std::io::Result<Received> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-        }
-    }
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    Ok(Received {
-        method,
-        path,
-        headers,
-        body,
-    })
-}
-
-fn respond(
-    mut stream: &TcpStream,
-    status: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
+/// The HTTP receiver of `tests/common/servers/http.rs` answering canned paths.
+fn server() -> HttpReceiver {
+    let http = HttpReceiver::start();
+    http.answer(Reply::status(404).body(b"no such path"));
+    http.route(
+        "/ok",
+        Reply::status(200)
+            .header("Content-Type", "text/plain")
+            .header("X-Custom", "yes")
+            .body(b"hello"),
     );
-    for (name, value) in headers {
-        let _ = write!(head, "{name}: {value}\r\n");
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()
-}
-
-fn serve(stream: &TcpStream) -> std::io::Result<()> {
-    let request = read_request(stream)?;
-    match request.path.as_str() {
-        "/ok" => respond(
-            stream,
-            "200 OK",
-            &[("Content-Type", "text/plain"), ("X-Custom", "yes")],
-            b"hello",
-        ),
-        "/json" => respond(
-            stream,
-            "200 OK",
-            &[("Content-Type", "application/json")],
-            br#"{"name":"jobtop","n":3,"list":[1,2,3],"nested":{"ok":true}}"#,
-        ),
-        "/missing" => respond(stream, "404 Not Found", &[], b"not here"),
-        "/empty" => respond(stream, "204 No Content", &[], b""),
-        "/boom" => respond(stream, "500 Internal Server Error", &[], b"boom"),
-        "/slow" => {
-            thread::sleep(Duration::from_secs(3));
-            respond(stream, "200 OK", &[], b"late")
-        }
-        "/huge" => {
-            let size = 9 << 20;
-            let mut out = stream;
-            out.write_all(
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )?;
-            let chunk = vec![b'x'; 64 << 10];
-            for _ in 0..(size / chunk.len()) {
-                out.write_all(&chunk)?;
-            }
-            Ok(())
-        }
-        "/redirect" => respond(stream, "302 Found", &[("Location", "/ok")], b""),
-        "/loop" => respond(stream, "302 Found", &[("Location", "/loop")], b""),
-        "/echo" => {
-            let echo = serde_json::json!({
-                "method": request.method,
-                "headers": request.headers,
-                "body": String::from_utf8_lossy(&request.body),
-            });
-            respond(
-                stream,
-                "200 OK",
-                &[("Content-Type", "application/json")],
-                echo.to_string().as_bytes(),
+    http.route(
+        "/json",
+        Reply::status(200)
+            .header("Content-Type", "application/json")
+            .body(br#"{"name":"jobtop","n":3,"list":[1,2,3],"nested":{"ok":true}}"#),
+    );
+    http.route("/missing", Reply::status(404).body(b"not here"));
+    http.route("/empty", Reply::status(204));
+    http.route("/boom", Reply::status(500).body(b"boom"));
+    http.route(
+        "/slow",
+        Reply::status(200)
+            .body(b"late")
+            .after(Duration::from_secs(3)),
+    );
+    http.route("/huge", Reply::status(200).body(&vec![b'x'; 9 << 20]));
+    http.route("/redirect", Reply::status(302).header("Location", "/ok"));
+    http.route("/loop", Reply::status(302).header("Location", "/loop"));
+    http.route(
+        "/echo",
+        Answer::with(|request| {
+            Reply::json(
+                200,
+                &serde_json::json!({
+                    "method": request.method,
+                    "headers": request.headers,
+                    "body": request.text(),
+                }),
             )
-        }
-        _ => respond(stream, "404 Not Found", &[], b"no such path"),
-    }
-}
-
-/// A port on 127.0.0.1 that nothing listens on.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+        }),
+    );
+    http
 }
 
 /// A job file whose `run` is `body` (with `BASE` replaced by the server's URL) and then returns
@@ -194,9 +96,9 @@ impl Default for Run {
     }
 }
 
-fn run_with(server: &Server, body: &str, run: Run) -> RunOutcome {
+fn run_with(server: &HttpReceiver, body: &str, run: Run) -> RunOutcome {
     let dir = tempfile::tempdir().unwrap();
-    let file = write_job(dir.path(), "net.lua", &net_job(&server.base, body));
+    let file = write_job(dir.path(), "net.lua", &net_job(&server.url(), body));
     let request = RunRequest {
         zone: LocalZone::Named(chrono_tz::UTC),
         timeout: run.timeout,
@@ -208,7 +110,7 @@ fn run_with(server: &Server, body: &str, run: Run) -> RunOutcome {
 }
 
 /// Runs `body` with network allowed and a 5 s timeout; the run must end `ok`.
-fn run_ok(server: &Server, body: &str) -> Vec<String> {
+fn run_ok(server: &HttpReceiver, body: &str) -> Vec<String> {
     let outcome = run_with(server, body, Run::default());
     assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
     outcome.logs
@@ -231,7 +133,7 @@ fn error<'a>(logs: &'a [String], label: &str) -> &'a str {
 
 #[test]
 fn request_returns_status_headers_and_body() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -263,7 +165,7 @@ fn request_returns_status_headers_and_body() {
 
 #[test]
 fn statuses_404_and_500_are_responses() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -281,7 +183,7 @@ fn statuses_404_and_500_are_responses() {
 
 #[test]
 fn get_sends_headers_and_receives_them() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -300,7 +202,7 @@ fn get_sends_headers_and_receives_them() {
 
 #[test]
 fn post_sends_tables_as_json_and_strings_as_is() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -326,7 +228,7 @@ fn post_sends_tables_as_json_and_strings_as_is() {
 
 #[test]
 fn get_json_and_post_json_decode_the_body() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -351,7 +253,7 @@ fn get_json_and_post_json_decode_the_body() {
 
 #[test]
 fn get_json_fails_on_status_and_on_bodies_that_are_not_json() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -391,7 +293,7 @@ fn get_json_fails_on_status_and_on_bodies_that_are_not_json() {
 
 #[test]
 fn redirects_are_followed_and_bounded() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -412,7 +314,7 @@ fn redirects_are_followed_and_bounded() {
 
 #[test]
 fn timeout_option_bounds_a_request() {
-    let server = Server::start();
+    let server = server();
     let started = Instant::now();
     let logs = run_ok(
         &server,
@@ -433,7 +335,7 @@ fn timeout_option_bounds_a_request() {
 
 #[test]
 fn a_request_never_outlives_the_run_timeout() {
-    let server = Server::start();
+    let server = server();
     let started = Instant::now();
     let outcome = run_with(
         &server,
@@ -459,7 +361,7 @@ fn a_request_never_outlives_the_run_timeout() {
 
 #[test]
 fn a_timeout_option_longer_than_the_run_is_cut_to_the_run() {
-    let server = Server::start();
+    let server = server();
     let started = Instant::now();
     let outcome = run_with(
         &server,
@@ -477,7 +379,7 @@ fn a_timeout_option_longer_than_the_run_is_cut_to_the_run() {
 
 #[test]
 fn an_abort_ends_a_request_at_once() {
-    let server = Server::start();
+    let server = server();
     let control = RunControl::new();
     let aborter = control.clone();
     thread::spawn(move || {
@@ -503,7 +405,7 @@ fn an_abort_ends_a_request_at_once() {
 
 #[test]
 fn a_body_over_8_mib_is_refused() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -525,8 +427,8 @@ fn a_body_over_8_mib_is_refused() {
 
 #[test]
 fn a_refused_connection_is_an_error() {
-    let server = Server::start();
-    let port = closed_port();
+    let server = server();
+    let port = free_port();
     let logs = run_ok(
         &server,
         &format!(
@@ -560,7 +462,7 @@ fn plain_port() -> u16 {
 
 #[test]
 fn https_to_a_server_that_does_not_speak_tls_is_an_error() {
-    let server = Server::start();
+    let server = server();
     let port = plain_port();
     let logs = run_ok(
         &server,
@@ -581,7 +483,7 @@ fn https_to_a_server_that_does_not_speak_tls_is_an_error() {
 
 #[test]
 fn bad_urls_and_options_are_errors() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"
@@ -666,7 +568,7 @@ fn bad_urls_and_options_are_errors() {
 
 #[test]
 fn network_needs_the_grant() {
-    let server = Server::start();
+    let server = server();
     let outcome = run_with(
         &server,
         r#"
@@ -694,7 +596,7 @@ fn network_needs_the_grant() {
 
 #[test]
 fn the_network_table_is_read_only() {
-    let server = Server::start();
+    let server = server();
     let logs = run_ok(
         &server,
         r#"

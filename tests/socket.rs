@@ -18,10 +18,10 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use common::accounts::{Accounts, TestUser, runnable_by_everyone};
 use common::process::{
     Cli, EXIT_JOB, Sandbox, Serve, current_user, find_job, has_line_column, poll_every, runs,
     signal, text,
@@ -1039,171 +1039,6 @@ fn a_stale_socket_is_never_mistaken_for_a_live_service_and_is_replaced() {
 // ---------------------------------------------------------------------------------------------
 // 8. Other Unix users: strangers, viewers and operators.
 
-/// `useradd` and friends lock `/etc/passwd`: one at a time in this process.
-static ACCOUNTS: Mutex<()> = Mutex::new(());
-
-/// Runs an account command (`useradd`, `groupadd`, …), retrying while `/etc/passwd` is
-/// locked; returns whether it succeeded, and its stderr.
-fn account(args: &[&str]) -> (bool, String) {
-    let _one = ACCOUNTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut last = String::new();
-    for _ in 0..20 {
-        match Command::new(args[0]).args(&args[1..]).output() {
-            Ok(out) if out.status.success() => return (true, String::new()),
-            Ok(out) => {
-                last = text(&out.stderr);
-                // Another program holds the lock on /etc/passwd or /etc/group: try again.
-                if !last.contains("lock") {
-                    return (false, last);
-                }
-            }
-            Err(e) => return (false, format!("cannot run {}: {e}", args[0])),
-        }
-        sleep(Duration::from_millis(100));
-    }
-    (false, last)
-}
-
-fn id_of(user: &str, flag: &str) -> u32 {
-    let out = Command::new("id").arg(flag).arg(user).output().unwrap();
-    assert!(out.status.success(), "id {flag} {user}: {out:?}");
-    text(&out.stdout).trim().parse().unwrap()
-}
-
-/// A throwaway Unix user.
-struct TestUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-/// Groups and users made for one test, removed when dropped (also on a panic).
-struct Accounts {
-    groups: Vec<String>,
-    users: Vec<String>,
-}
-
-impl Accounts {
-    /// `groups` are created; each user is created with its own group plus the named ones.
-    /// `None` (after printing why) when accounts cannot be made here, unless
-    /// `JOBTOP_REQUIRE_TMUX` is set: then the test fails.
-    fn create(
-        tag: &str,
-        groups: &[&str],
-        users: &[(&str, &[&str])],
-    ) -> Option<(Accounts, Vec<TestUser>)> {
-        let pid = std::process::id();
-        let mut accounts = Accounts {
-            groups: Vec::new(),
-            users: Vec::new(),
-        };
-        let skip = |why: String| {
-            assert!(
-                std::env::var_os("JOBTOP_REQUIRE_TMUX").is_none(),
-                "cannot create test accounts and JOBTOP_REQUIRE_TMUX is set: {why}"
-            );
-            eprintln!("SKIPPED (other users): cannot create test accounts: {why}");
-        };
-        for group in groups {
-            let name = format!("jt{pid}{tag}{group}");
-            let (ok, why) = account(&["groupadd", &name]);
-            if !ok {
-                skip(format!("groupadd {name}: {why}"));
-                return None;
-            }
-            accounts.groups.push(name);
-        }
-        let mut made = Vec::new();
-        for (user, member_of) in users {
-            let name = format!("jt{pid}{tag}{user}");
-            let member_of: Vec<String> = member_of
-                .iter()
-                .map(|g| format!("jt{pid}{tag}{g}"))
-                .collect();
-            let mut args = vec!["useradd", "-M", "-U", "-s", "/bin/sh"];
-            let joined = member_of.join(",");
-            if !member_of.is_empty() {
-                args.extend(["-G", joined.as_str()]);
-            }
-            args.push(&name);
-            let (ok, why) = account(&args);
-            if !ok {
-                skip(format!("useradd {name}: {why}"));
-                return None;
-            }
-            accounts.users.push(name.clone());
-            made.push(TestUser {
-                uid: id_of(&name, "-u"),
-                gid: id_of(&name, "-g"),
-                name,
-            });
-        }
-        Some((accounts, made))
-    }
-
-    fn group(&self, short: &str) -> String {
-        self.groups
-            .iter()
-            .find(|g| g.ends_with(short))
-            .unwrap()
-            .clone()
-    }
-}
-
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        for user in &self.users {
-            let _ = account(&["userdel", user]);
-            // The user's own group, where userdel leaves it.
-            let _ = Command::new("getent")
-                .args(["group", user])
-                .output()
-                .map(|out| {
-                    if out.status.success() {
-                        let _ = account(&["groupdel", user]);
-                    }
-                });
-        }
-        for group in &self.groups {
-            let _ = account(&["groupdel", group]);
-        }
-    }
-}
-
-/// Whether every directory above `path` can be entered, and `path` read and run, by anyone.
-fn reachable_by_everyone(path: &Path) -> bool {
-    let Ok(meta) = fs::metadata(path) else {
-        return false;
-    };
-    if meta.permissions().mode() & 0o005 != 0o005 {
-        return false;
-    }
-    path.ancestors()
-        .skip(1)
-        .all(|dir| fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
-}
-
-/// `binary` itself when everyone can run it, else a link (or copy) in `dir` (made 0755).
-fn runnable_by_everyone(binary: &Path, dir: &Path) -> PathBuf {
-    if reachable_by_everyone(binary) {
-        return binary.to_path_buf();
-    }
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let target = dir.join(binary.file_name().unwrap());
-    if fs::hard_link(binary, &target).is_err() {
-        fs::copy(binary, &target).unwrap();
-    }
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
-    assert!(
-        reachable_by_everyone(&target),
-        "{} is not reachable by other users",
-        target.display()
-    );
-    target
-}
-
 /// Runs programs as other users: the `jobtop` binary, and this test binary as a raw client.
 struct AsUser {
     _bins: TempDir,
@@ -1224,13 +1059,7 @@ impl AsUser {
     }
 
     fn command(user: &TestUser, program: &Path) -> Command {
-        let mut command = Command::new("setpriv");
-        command
-            .arg(format!("--reuid={}", user.uid))
-            .arg(format!("--regid={}", user.gid))
-            .arg("--init-groups")
-            .arg(program);
-        command
+        user.command(program)
     }
 
     /// `jobtop ARGS --config <dir>/jobs.yaml` as `user`.

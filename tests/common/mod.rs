@@ -5,6 +5,10 @@
 //!   `jobtop serve` as a child process ([`process::Serve`]) that is stopped when dropped.
 //! - [`runner`]: one job file run through `JobRunner`, with a `RunRequest` the tests adjust.
 //! - [`paused`]: the scheduler on tokio's paused clock with a wall clock the test steps.
+//! - [`servers`]: real servers on 127.0.0.1 started by the tests (PostgreSQL, MariaDB, sshd,
+//!   SMTP, an HTTP receiver) and a real Prometheus text parser; a test whose server is
+//!   missing skips, unless `JOBTOP_REQUIRE_SERVERS` is set.
+//! - [`accounts`]: throwaway Unix users and groups, and programs run as them.
 //!
 //! A test file adds what only it needs to these types in its own `impl Sandbox { … }` or
 //! `impl Serve { … }` (how it decides that a service is ready, how it stops one, …).
@@ -13,7 +17,9 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod accounts;
 pub mod faults;
 pub mod paused;
 pub mod process;
 pub mod runner;
+pub mod servers;

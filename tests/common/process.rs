@@ -2,6 +2,7 @@
 //! deadline, and `jobtop serve` with a guard that stops it.
 
 use std::fs::{self, File};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -301,13 +302,34 @@ pub fn spawn(command: &mut Command) -> Child {
 
 /// Runs a command to completion, capturing its output. A command that has not finished
 /// `within` is killed (SIGKILL) and fails the test.
-pub fn run(mut command: Command, what: &str, within: Duration) -> Output {
+pub fn run(command: Command, what: &str, within: Duration) -> Output {
+    run_with(command, None, what, within)
+}
+
+/// [`run`], with `input` written to the command's stdin (then closed).
+pub fn run_input(command: Command, input: &str, what: &str, within: Duration) -> Output {
+    run_with(command, Some(input), what, within)
+}
+
+fn run_with(mut command: Command, input: Option<&str>, what: &str, within: Duration) -> Output {
     command
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = spawn(&mut command);
+    let mut child = spawn(&mut command);
     let pid = child.id();
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_string();
+        // A writer of its own: a command that does not read must not block us past the
+        // deadline.
+        thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+    }
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
