@@ -183,6 +183,7 @@ fn record_batch_1k(bencher: Bencher) {
             error: None,
             logs: Vec::new(),
             trigger: jobtop::job::Trigger::Schedule,
+            skip: None,
         })
         .collect();
     let live: Vec<jobtop::store::LiveUpdate> = (0..100)
@@ -190,6 +191,9 @@ fn record_batch_1k(bencher: Bencher) {
             job: format!("job-{i:05}"),
             status: Status::Waiting,
             next_run: Some(at),
+            last_fired: Some(at),
+            retry_attempt: 0,
+            retry_at: None,
         })
         .collect();
     bencher.bench_local(|| store.record(&runs, &live).unwrap());
@@ -208,7 +212,9 @@ fn job_view(i: usize) -> JobView {
     JobView {
         name: format!("job-{i:06}"),
         path: "ok.lua".into(),
-        interval_secs: interval as f64,
+        schedule: format!("{interval}s"),
+        timezone: "UTC".into(),
+        interval_secs: Some(interval as f64),
         status: if failed {
             Status::Deactivated
         } else if i % 50 == 1 {
@@ -234,6 +240,10 @@ fn job_view(i: usize) -> JobView {
         deactivated_reason: failed.then(|| "error: jobs/ok.lua:7: upstream".to_string()),
         deactivated_by: None,
         deactivated_at: failed.then_some(now),
+        retries: 0,
+        retry_attempt: 0,
+        retry_at: None,
+        catch_up: "latest".into(),
         timeout_secs: 10.0,
         memory_bytes: 32 << 20,
         run_once: false,
@@ -342,7 +352,7 @@ fn baseline_ratatui_visible_rows(bencher: Bencher, jobs: usize) {
             Row::new([
                 job.name.clone(),
                 job.status.to_string(),
-                format!("{}s", job.interval_secs),
+                job.schedule.clone(),
                 job.runs.to_string(),
                 job.last_error.clone().unwrap_or_default(),
             ])

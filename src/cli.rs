@@ -77,6 +77,20 @@ pub enum Subcommand {
         /// The job's name.
         name: String,
     },
+    /// The next firings of a job, in its zone, computed as the scheduler does.
+    Next {
+        /// The job's name.
+        name: String,
+        /// How many firings.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+        count: u16,
+        /// Count from this time instead of now (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_at)]
+        from: Option<DateTime<Utc>>,
+        /// Print a JSON array of RFC 3339 times.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `jobtop try FILE ...`

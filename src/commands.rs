@@ -20,6 +20,7 @@ pub mod act;
 pub mod check;
 pub mod dashboard;
 pub mod list;
+pub mod next;
 pub mod serve;
 pub mod try_job;
 

@@ -8,8 +8,8 @@
 //! reported at the exact node that causes them.
 //!
 //! Rules chosen where wave 1's contract was silent (now in docs/jobs-yaml.md):
-//! * `interval` is required; YAML integers for `interval` and `timeout` are seconds, for
-//!   `memory` bytes.
+//! * A job has exactly one of `interval` and `schedule`; YAML integers for `interval`,
+//!   `timeout` and `retry_delay` are seconds, for `memory` bytes.
 //! * A key written with no value (`allow:`) means "not set"; `jobs:` with no value is an empty
 //!   list.
 //! * `history.keep_runs` and `history.keep_days` must be at least 1: "keep nothing" would make
@@ -39,6 +39,8 @@ pub struct Config {
     pub service: ServiceConfig,
     /// The jobs, in file order.
     pub jobs: Vec<JobSpec>,
+    /// What `check` points out without refusing the file (deprecated keys, risky settings).
+    pub warnings: Vec<Problem>,
 }
 
 impl Config {
@@ -64,10 +66,6 @@ pub struct ServiceConfig {
     pub timezone: Option<chrono_tz::Tz>,
     /// How many runs may go at once; default the number of CPUs, never 0.
     pub workers: usize,
-    /// How far jobs' first runs are spread apart (each by a stable offset below this and below
-    /// its interval); zero, the default, runs every job exactly one interval after it is
-    /// scheduled.
-    pub spread: Duration,
     /// Limits for jobs that do not set their own.
     pub defaults: JobDefaults,
     /// How much run history to keep.
@@ -86,7 +84,6 @@ impl ServiceConfig {
             state_dir: base_dir.join(".jobtop"),
             timezone: None,
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-            spread: Duration::ZERO,
             defaults: JobDefaults::default(),
             history: HistoryConfig::default(),
             operators: None,
@@ -95,13 +92,19 @@ impl ServiceConfig {
     }
 }
 
-/// `service.defaults`: limits applied to every job that does not set its own.
+/// `service.defaults`: settings applied to every job that does not set its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobDefaults {
     /// Wall-clock limit of one run; default 30 s.
     pub timeout: Duration,
     /// Lua heap limit of one run, in bytes; default 64 MiB.
     pub memory: u64,
+    /// What to do about a firing missed while the service was down or stalled; default `latest`.
+    pub catch_up: CatchUp,
+    /// Retries after a failed run before the job is deactivated; default 0.
+    pub retries: u32,
+    /// The delay before the first retry, doubling each attempt up to an hour; default 30 s.
+    pub retry_delay: Duration,
 }
 
 impl Default for JobDefaults {
@@ -109,9 +112,39 @@ impl Default for JobDefaults {
         JobDefaults {
             timeout: Duration::from_secs(30),
             memory: 64 << 20,
+            catch_up: CatchUp::Latest,
+            retries: 0,
+            retry_delay: Duration::from_secs(30),
         }
     }
 }
+
+/// `catch_up:`: what a missed firing becomes (docs/scheduling.md#missed-firings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Run once for the latest missed firing.
+    Latest,
+    /// Skip it and wait for the next firing.
+    None,
+    /// Run the latest missed firing only if it is at most this late.
+    Within(Duration),
+}
+
+impl fmt::Display for CatchUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CatchUp::Latest => f.write_str("latest"),
+            CatchUp::None => f.write_str("none"),
+            CatchUp::Within(d) => f.write_str(&crate::units::format_duration(*d)),
+        }
+    }
+}
+
+/// The longest a retry waits, however many attempts came before.
+pub const RETRY_DELAY_CAP: Duration = Duration::from_secs(3600);
+
+/// Most retries a job may have.
+pub const MAX_RETRIES: u32 = 100;
 
 /// `service.history`: run-history retention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,8 +209,15 @@ pub struct JobSpec {
     pub path: String,
     /// The job file: `jobs_dir` joined with `path`.
     pub file: PathBuf,
-    /// Time between runs; greater than zero.
-    pub interval: Duration,
+    /// When it fires: interval slots or a cron expression, in the job's zone (which is also what
+    /// the helpers' local time means).
+    pub schedule: crate::schedule::Schedule,
+    /// What a missed firing becomes.
+    pub catch_up: CatchUp,
+    /// Retries after a failed run.
+    pub retries: u32,
+    /// The first retry's delay (doubling, up to [`RETRY_DELAY_CAP`]).
+    pub retry_delay: Duration,
     /// `false` when disabled in `jobs.yaml`; default `true`.
     pub active: bool,
     /// Run once per service start, then show `done`; default `false`.
@@ -197,6 +237,15 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
+    /// How long retry `attempt` (from 1) waits after the failure before it: `retry_delay`,
+    /// doubling each attempt, at most an hour (or `retry_delay` itself when that is longer).
+    pub fn retry_wait(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(30);
+        self.retry_delay
+            .saturating_mul(1 << doublings)
+            .min(RETRY_DELAY_CAP.max(self.retry_delay))
+    }
+
     /// Whether `other` defines the same job (everything but where and how the entry is written),
     /// so that a reload can tell a changed job from one that only moved or was reformatted.
     pub fn same_definition(&self, other: &JobSpec) -> bool {
@@ -303,12 +352,15 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     };
     let root = yaml::parse(text).map_err(|p| invalid(vec![p]))?;
-    let (service, jobs) = schema::validate(root.as_ref(), text, &base_dir).map_err(invalid)?;
+    let (service, jobs, mut warnings) =
+        schema::validate(root.as_ref(), text, &base_dir).map_err(invalid)?;
+    warnings.sort_by_key(|p| (p.line, p.column));
     Ok(Config {
         file: file.to_path_buf(),
         base_dir,
         service,
         jobs,
+        warnings,
     })
 }
 

@@ -125,6 +125,8 @@ pub enum Status {
     Waiting,
     /// A run is in progress.
     Running,
+    /// A run failed and a retry is due (attempts left of `retries`).
+    Retrying,
     /// Returned `job.EXIT`: idle until reload or restart.
     Stopped,
     /// Returned `job.SLEEP`: idle for 24 hours.
@@ -139,9 +141,10 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order docs/jobs-yaml.md lists them.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Waiting,
         Status::Running,
+        Status::Retrying,
         Status::Stopped,
         Status::Sleeping,
         Status::Done,
@@ -154,6 +157,7 @@ impl Status {
         match self {
             Status::Waiting => "waiting",
             Status::Running => "running",
+            Status::Retrying => "retrying",
             Status::Stopped => "stopped",
             Status::Sleeping => "sleeping",
             Status::Done => "done",
@@ -184,22 +188,73 @@ impl FromStr for Status {
     }
 }
 
-/// Who asked for a run (docs/state.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who asked for a run (docs/state.md#per-run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Trigger {
-    /// The scheduler, at a due time.
+    /// The scheduler, at a firing.
     Schedule,
     /// An operator, with `t` or `jobtop trigger`.
     Operator,
+    /// The scheduler, retrying a failed run (`retries:`).
+    Retry,
 }
 
 impl Trigger {
+    /// Every trigger.
+    pub const ALL: [Trigger; 3] = [Trigger::Schedule, Trigger::Operator, Trigger::Retry];
+
     /// The word stored in history and shown in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Operator => "operator",
+            Trigger::Retry => "retry",
         }
+    }
+}
+
+/// Why a firing was not run (a `skipped` run in history; docs/scheduling.md#skips).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The previous run was still going.
+    Overlap,
+    /// The service was down or stalled; the latest firing ran instead.
+    Missed,
+    /// Missed, and the job's `catch_up` rule says not to run it.
+    CatchUp,
+    /// A retry of a failed run was due; the retry wins.
+    Retrying,
+}
+
+impl SkipReason {
+    /// Every reason.
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::Overlap,
+        SkipReason::Missed,
+        SkipReason::CatchUp,
+        SkipReason::Retrying,
+    ];
+
+    /// The word stored in history, in JSON and as the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Overlap => "overlap",
+            SkipReason::Missed => "missed",
+            SkipReason::CatchUp => "catch_up",
+            SkipReason::Retrying => "retrying",
+        }
+    }
+
+    /// The word back, for the state database.
+    pub fn from_word(word: &str) -> Option<SkipReason> {
+        SkipReason::ALL.into_iter().find(|r| r.as_str() == word)
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

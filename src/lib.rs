@@ -10,6 +10,7 @@ pub mod control;
 pub mod job;
 pub mod logging;
 pub mod runtime;
+pub mod schedule;
 pub mod scheduler;
 pub mod socket;
 pub mod state_dir;

@@ -23,6 +23,12 @@ fn main() -> ExitCode {
         }
         Some(Subcommand::Cancel { name }) => commands::act::run(&cli.config, Verb::Cancel, name),
         Some(Subcommand::Trigger { name }) => commands::act::run(&cli.config, Verb::Trigger, name),
+        Some(Subcommand::Next {
+            name,
+            count,
+            from,
+            json,
+        }) => commands::next::run(&cli.config, name, usize::from(*count), *from, *json),
         Some(Subcommand::Attach) => commands::dashboard::run(
             &cli.config,
             commands::dashboard::Options {

@@ -110,6 +110,7 @@ impl RunOutcome {
             error: self.error.clone(),
             logs: self.logs.clone(),
             trigger,
+            skip: None,
         }
     }
 

@@ -1,13 +1,15 @@
 //! The scheduler: one tokio task that owns the job table, sleeps on a timer queue until the
-//! next due time, hands runs to the worker pool, applies their results (docs/job-files.md,
-//! docs/scheduling.md), and answers [`SchedulerCommand`]s. Durable facts go to the recorder thread.
+//! next due time, and turns everything that happens (a timer, a finished run, an operator's
+//! command, a reload, a wall-clock step) into a [`lifecycle::Event`] for the job it concerns.
+//! The job's transition decides; the actor only carries out the effects (`effects.rs`): hand a
+//! run to the worker pool, arm a timer, send durable facts to the recorder thread, publish.
 //!
-//! Due times live on the monotonic clock, so a wall-clock step (NTP, a manual change) moves
-//! no timer, and after a stall (suspend, an overloaded machine) each overdue job runs once
-//! and then realigns to its phase. Wall-clock times are derived for display and history.
+//! Timers live on the monotonic clock. Firings are wall-clock slots (docs/scheduling.md): the
+//! actor reads both clocks at every wake-up and tells the jobs when the wall clock stepped.
 
 mod commands;
-mod phase;
+mod effects;
+mod lifecycle;
 mod recorder;
 mod reload;
 mod runs;
@@ -28,27 +30,20 @@ use crate::config::{Config, JobSpec};
 use crate::control::{
     ActionError, Client, JobEvent, JobView, Reply, RunSummary, SchedulerCommand, Snapshot,
 };
-use crate::job::Status;
-use crate::runtime::{JobGrants, LocalZone, ScriptCache, SqliteState, StateStore};
-use crate::store::{JobState, LiveUpdate, RunRecord, Store};
+use crate::runtime::{JobGrants, ScriptCache, SqliteState, StateStore};
+use crate::store::{JobState, RunRecord, Store};
 use rustc_hash::FxHashMap;
 
-use phase::{first_due, resume_due, wall_of};
+pub use lifecycle::SLEEP_FOR;
+use lifecycle::{EARLY, Event, Now};
 use recorder::{Offer, Record, Recorder};
 use table::JobEntry;
-use timers::{JobId, Timer, TimerQueue};
+use timers::{JobId, TimerQueue};
 use workers::{Done, WorkerPool};
 
-/// How long a job that returned `job.SLEEP` rests.
-pub const SLEEP_FOR: Duration = Duration::from_secs(24 * 3600);
-
-/// Most skip records written for one overdue timer (the count in the job row is exact).
-const MAX_SKIP_RECORDS: usize = 100;
-
-/// How long before a due time the scheduler wakes and hands the run to a worker, which then
-/// waits out the rest on a precise sleep. The async timer has millisecond granularity and wakes
-/// after its deadline; this way a run starts within a fraction of a millisecond of its due time.
-const EARLY: Duration = Duration::from_millis(2);
+/// A wall-clock change at least this large between two wake-ups is a step (an NTP step, a
+/// manual change), which calendar jobs follow; smaller ones are the clocks' ordinary drift.
+const CLOCK_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
 /// How many events a subscriber may fall behind before it must take a new snapshot.
 const EVENT_BUFFER: usize = 16_384;
@@ -135,14 +130,13 @@ pub fn start(
         Arc::new(SqliteState::new(database_path(&config.service.state_dir)));
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let mut scheduler = Scheduler {
-        zone: zone_of(&config),
         config: Arc::new(config),
         jobs: FxHashMap::default(),
         order: Vec::new(),
         by_name: HashMap::new(),
         next_id: 0,
-        next_run_id: 0,
         timers: TimerQueue::default(),
+        to_plan: Vec::new(),
         pool,
         recorder,
         outbox: VecDeque::new(),
@@ -156,8 +150,10 @@ pub fn start(
         config_error: None,
         shutdown: None,
         running: 0,
+        clocks: None,
     };
     scheduler.started = scheduler.wall.now();
+    scheduler.clocks = Some(scheduler.now());
     let states: HashMap<String, JobState> =
         states.into_iter().map(|s| (s.name.clone(), s)).collect();
     let specs = scheduler.config.jobs.clone();
@@ -167,22 +163,11 @@ pub fn start(
     }
     let names = scheduler.job_names();
     scheduler.record(Record::Configured(names));
-    // `list` reads statuses and next runs from the database while a service runs.
-    for id in scheduler.order.clone() {
-        scheduler.publish(id);
-    }
     let task = tokio::spawn(scheduler.serve(commands_rx, done_rx, internal_rx));
     Ok(SchedulerHandle {
         client: Client::new(commands_tx),
         task,
     })
-}
-
-fn zone_of(config: &Config) -> LocalZone {
-    config
-        .service
-        .timezone
-        .map_or(LocalZone::System, LocalZone::Named)
 }
 
 /// Messages the scheduler sends itself from tasks it spawned.
@@ -202,13 +187,13 @@ struct ShutdownState {
 
 struct Scheduler {
     config: Arc<Config>,
-    zone: LocalZone,
     jobs: FxHashMap<JobId, JobEntry>,
     order: Vec<JobId>,
     by_name: HashMap<String, JobId>,
     next_id: JobId,
-    next_run_id: u64,
     timers: TimerQueue,
+    /// Calendar jobs that fired in this batch: their next firing is worked out after it.
+    to_plan: Vec<JobId>,
     pool: WorkerPool,
     recorder: Recorder,
     /// Records that did not fit in the recorder's queue, oldest first.
@@ -224,6 +209,8 @@ struct Scheduler {
     config_error: Option<String>,
     shutdown: Option<ShutdownState>,
     running: usize,
+    /// Both clocks as read at the last wake-up, to notice a wall-clock step.
+    clocks: Option<Now>,
 }
 
 impl Scheduler {
@@ -251,6 +238,7 @@ impl Scheduler {
                 .as_ref()
                 .filter(|s| !s.aborted)
                 .map(|s| s.abort_at);
+            self.notice_clock_step();
             tokio::select! {
                 biased;
                 Some(finished) = done.recv() => self.finish(finished),
@@ -306,13 +294,32 @@ impl Scheduler {
         }
     }
 
-    fn wall_now(&self) -> DateTime<Utc> {
-        self.wall.now()
+    /// Both clocks, read now.
+    fn now(&self) -> Now {
+        Now {
+            wall: self.wall.now(),
+            mono: Instant::now(),
+        }
     }
 
-    /// The wall-clock time of a monotonic instant, by today's offset between the clocks.
-    fn wall_of(&self, at: Instant) -> DateTime<Utc> {
-        wall_of(self.wall_now(), Instant::now(), at)
+    /// Tells every job when the wall clock moved against the monotonic clock since the last
+    /// wake-up by [`CLOCK_STEP`] or more.
+    fn notice_clock_step(&mut self) {
+        let now = self.now();
+        let Some(before) = self.clocks.replace(now) else {
+            return;
+        };
+        let by = now.wall - before.wall_of(now.mono);
+        if by.abs() < CLOCK_STEP {
+            return;
+        }
+        tracing::warn!(
+            milliseconds = by.num_milliseconds(),
+            "the wall clock stepped"
+        );
+        for id in self.order.clone() {
+            self.apply(id, Event::ClockStep { by }, now);
+        }
     }
 
     fn job_names(&self) -> Vec<String> {
@@ -323,100 +330,40 @@ impl Scheduler {
             .collect()
     }
 
-    /// Adds a job to the table and schedules it per docs/scheduling.md#first-run: one interval from now,
-    /// or from its last due time when the state database has one (`at_start` for `run_once`).
+    /// Adds a job to the table and schedules it (docs/scheduling.md#first-run): its first
+    /// firing after now, or at the start a firing it missed while the service was down.
     fn add_job(&mut self, spec: Arc<JobSpec>, state: Option<&JobState>, at_start: bool) -> JobId {
         let id = self.next_id;
         self.next_id += 1;
         let display = self.config.display_name(&spec.path);
         let grants = Arc::new(JobGrants::for_job(&spec, Some(self.state_store.clone())));
-        let mut entry = JobEntry::new(spec, display, grants, state);
-        let now = Instant::now();
-        let due = first_due(
-            &entry,
-            now,
-            self.wall_now(),
-            at_start,
-            self.config.service.spread,
-        );
-        entry.due = Some(due);
+        let entry = JobEntry::new(spec, display, grants, state);
         self.by_name.insert(entry.spec.name.clone(), id);
         self.order.push(id);
         self.jobs.insert(id, entry);
-        self.arm(id);
+        let now = self.now();
+        self.apply(id, Event::Schedule { at_start }, now);
         id
     }
 
-    /// Arms the job's timer for its `due` time, if it is scheduled.
-    fn arm(&mut self, id: JobId) {
-        if self.shutdown.is_some() {
-            return;
-        }
-        let Some(entry) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        entry.timer_generation += 1;
-        if !entry.is_scheduled() {
-            return;
-        }
-        if let Some(due) = entry.due {
-            self.timers.push(Timer {
-                due,
-                job: id,
-                generation: entry.timer_generation,
-            });
-        }
-        if self.timers.len() > 4 * self.jobs.len() + 1024 {
-            let jobs = &self.jobs;
-            self.timers.retain(|t| {
-                jobs.get(&t.job)
-                    .is_some_and(|e| e.timer_generation == t.generation)
-            });
-        }
-    }
-
+    /// Hands out every run due by now (up to [`EARLY`] ahead), then plans the calendar jobs
+    /// that fired.
     fn fire_due(&mut self) {
-        let now = Instant::now();
-        while let Some(timer) = self.timers.pop_due(now + EARLY) {
+        // A step since the loop last looked must reach the jobs before their timers do.
+        self.notice_clock_step();
+        let now = self.now();
+        while let Some(timer) = self.timers.pop_due(now.mono + EARLY) {
             let live = self
                 .jobs
                 .get(&timer.job)
-                .is_some_and(|e| e.timer_generation == timer.generation && e.is_scheduled());
+                .is_some_and(|e| e.timer_generation == timer.generation);
             if live {
-                self.on_due(timer.job, timer.due, now);
+                self.apply(timer.job, Event::Timer, now);
             }
         }
-    }
-
-    /// Tells subscribers and the state database how a job stands now.
-    fn publish(&mut self, id: JobId) {
-        let Some(entry) = self.jobs.get(&id) else {
-            return;
-        };
-        let status = entry.shown_status();
-        // `running` lasts microseconds for most runs: the database learns the status the run
-        // ends in, which halves the writer's work per run. Live readers use the socket.
-        if status != Status::Running {
-            let next_run = if entry.is_scheduled() {
-                entry.due.map(|d| self.wall_of(d))
-            } else {
-                None
-            };
-            let live = Record::Live(LiveUpdate {
-                job: entry.spec.name.clone(),
-                status,
-                next_run,
-            });
-            self.record(live);
-        }
-        let Some(entry) = self.jobs.get(&id) else {
-            return;
-        };
-        if self.events.receiver_count() > 0 {
-            let view = entry.view(|d| self.wall_of(d));
-            let _ = self.events.send(JobEvent::Job {
-                job: Box::new(view),
-            });
+        let now = self.now();
+        for id in std::mem::take(&mut self.to_plan) {
+            self.apply(id, Event::Plan, now);
         }
     }
 
@@ -434,7 +381,7 @@ impl Scheduler {
                 .order
                 .iter()
                 .filter_map(|id| self.jobs.get(id))
-                .map(|e| e.view(|d| self.wall_of(d)))
+                .map(JobEntry::view)
                 .collect(),
             config_error: self.config_error.clone(),
         }
@@ -521,6 +468,7 @@ pub fn run_summary(record: &RunRecord) -> RunSummary {
         result: record.result,
         error: record.error.clone(),
         trigger: record.trigger.as_str().to_string(),
+        reason: record.skip.map(|s| s.reason),
         logs: record.logs.clone(),
     }
 }
@@ -535,7 +483,7 @@ pub fn database_path(state_dir: &std::path::Path) -> PathBuf {
 pub fn stored_view(spec: &JobSpec, state: Option<&JobState>, live: bool) -> JobView {
     let grants = Arc::new(JobGrants::for_job(spec, None));
     let entry = JobEntry::new(Arc::new(spec.clone()), spec.path.clone(), grants, state);
-    let mut view = entry.view(|_| Utc::now());
+    let mut view = entry.view();
     view.next_run = None;
     if live && let Some(state) = state {
         if let Some(status) = state.status {

@@ -80,6 +80,12 @@ pub struct JobState {
     pub status: Option<Status>,
     /// The next due time last reported by the service.
     pub next_run: Option<DateTime<Utc>>,
+    /// The latest firing the service handled (run or skipped): a restart never runs it again.
+    pub last_fired: Option<DateTime<Utc>>,
+    /// The retry attempt under way when the service last reported (0: not retrying).
+    pub retry_attempt: u32,
+    /// When that retry was due.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// One finished run, as stored in the history (`runs` table).
@@ -101,6 +107,18 @@ pub struct RunRecord {
     pub logs: Vec<String>,
     /// Who asked for the run.
     pub trigger: Trigger,
+    /// For a `skipped` run: why, and how many firings it stands for.
+    pub skip: Option<Skip>,
+}
+
+/// Why a firing was skipped, and how many firings one `skipped` record stands for (the firings
+/// a stall or a down service coalesced are one record, not thousands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skip {
+    /// Why.
+    pub reason: crate::job::SkipReason,
+    /// How many firings: at least 1.
+    pub covers: u64,
 }
 
 /// The live status of a job as the service sees it, written with a batch of runs.
@@ -112,6 +130,12 @@ pub struct LiveUpdate {
     pub status: Status,
     /// Its next due time, if it has one.
     pub next_run: Option<DateTime<Utc>>,
+    /// The latest firing handled (run or skipped): none before it is ever run again.
+    pub last_fired: Option<DateTime<Utc>>,
+    /// The retry attempt under way (0 when the job is not retrying).
+    pub retry_attempt: u32,
+    /// When the pending retry is due.
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// One operator action, as kept in the `audit` table.

@@ -414,7 +414,7 @@ fn is_selected(screen: &str, name: &str) -> bool {
 const TITLES: [&str; 8] = [
     "NAME",
     "STATUS",
-    "INTERVAL",
+    "SCHEDULE",
     "LAST RUN",
     "NEXT",
     "DURATION",
@@ -935,7 +935,7 @@ fn help_details_and_live_log_views() {
     for wanted in [
         "path         tick.lua",
         "status       ● waiting",
-        "interval     1s",
+        "schedule     1s",
         "jobs.yaml entry",
         "name: tick",
         "path: tick.lua",

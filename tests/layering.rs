@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first.
 const LAYERS: &[&[&str]] = &[
     // The shared vocabulary and plain helpers.
-    &["job", "control", "units", "users"],
+    &["job", "control", "units", "users", "schedule"],
     // What a job is made of and where its facts live.
     &["config", "runtime", "store", "state_dir", "logging"],
     // The actor that runs jobs.

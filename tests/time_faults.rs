@@ -112,25 +112,43 @@ impl Harness {
 }
 
 fn one_second_job(extra_service: &str) -> String {
+    every_second(extra_service, "interval: 1s")
+}
+
+/// The job `clock` every second: `interval: 1s` (slots anchored on its name) or a schedule.
+fn every_second(extra_service: &str, when: &str) -> String {
     format!(
-        "service:\n  history:\n    keep_days: 36500\n{extra_service}jobs:\n  - name: clock\n    path: clock.lua\n    interval: 1s\n"
+        "service:\n  history:\n    keep_days: 36500\n{extra_service}jobs:\n  - name: clock\n    path: clock.lua\n    {when}\n"
     )
+}
+
+/// The first slot of `clock` every second after `t`.
+fn first_slot(t: DateTime<Utc>) -> DateTime<Utc> {
+    paused::slot("clock", Duration::from_secs(1), t, 0)
 }
 
 // ---------------------------------------------------------------------------------------------
 // 1. Wall-clock jumps under a 1 s job.
 
 /// The wall clock jumps an hour forward at 10.5 s, back at 20.5 s, forward a quarter second
-/// before a run is due (29.75 s) and back right after one (40 s). The virtual clock moves in quarter seconds; every
-/// quarter is checked: a run exactly when a monotonic second passes, never two, never none,
-/// and its scheduled time the wall clock's reading at that moment.
+/// before a run is due and back right after one. The virtual clock moves in quarter seconds and
+/// every quarter is checked: one run per monotonic second, never two, never none (interval jobs
+/// keep their rhythm on the monotonic clock); the slots never repeat, and a forward jump moves
+/// them to the wall clock's slots.
 #[tokio::test(start_paused = true)]
 async fn wall_clock_jumps_of_an_hour_neither_double_stall_nor_burst_a_1s_job() {
     let base = utc("2024-01-01T00:00:00Z");
     let mut h = start(&one_second_job(""), base).await;
     let hour = 3_600_000;
-    // (when, in ms since start, the offset then set)
-    let jumps = [(10_500, hour), (20_500, 0), (29_750, hour), (40_000, 0)];
+    let anchor_ms = (first_slot(base) - base).num_milliseconds();
+    // The quarter in which the slots fall, so jumps come just before and just after them.
+    let quarter = anchor_ms - anchor_ms % 250;
+    let jumps = [
+        (10_500, hour),
+        (20_500, 0),
+        (29_000 + quarter, hour),
+        (40_000 + quarter + 250, 0),
+    ];
     let mut runs: Vec<(i64, RunSummary)> = Vec::new();
     let mut now_ms: i64 = 0;
     while now_ms < 50_000 {
@@ -141,56 +159,53 @@ async fn wall_clock_jumps_of_an_hour_neither_double_stall_nor_burst_a_1s_job() {
         }
         tokio::time::advance(Duration::from_millis(250)).await;
         now_ms += 250;
-        if now_ms % 1000 == 0 {
-            runs.push((now_ms, h.one_run().await));
-        } else {
-            let got = h.finished_runs().await;
-            assert!(
-                got.is_empty(),
-                "a run off the second at {now_ms} ms: {got:#?}"
-            );
-        }
+        let got = h.finished_runs().await;
+        assert!(got.len() <= 1, "two runs at once at {now_ms} ms: {got:#?}");
+        runs.extend(got.into_iter().map(|r| (now_ms, r)));
     }
-    assert_eq!(runs.len(), 50, "one run per second for 50 s");
-    for (k, (at_ms, run)) in runs.iter().enumerate() {
-        let second = i64::try_from(k).unwrap() + 1;
-        assert_eq!(*at_ms, second * 1000);
-        // The offset in force when the run came due.
-        let offset = jumps
-            .iter()
-            .rfind(|(at, _)| at < at_ms)
-            .map_or(0, |(_, o)| *o);
-        assert_eq!(
-            run.scheduled,
-            base + chrono::Duration::seconds(second) + chrono::Duration::milliseconds(offset),
-            "run {second}"
-        );
-        assert_eq!(run.result, RunResult::Ok);
-        assert_eq!(run.trigger, "schedule");
-        assert_eq!(run.logs[0], expected_line(&run.scheduled), "run {second}");
-    }
-    let job = h.job("clock").await;
-    assert_eq!((job.runs, job.oks, job.skips), (50, 50, 0));
-    assert_eq!(
-        job.next_run,
-        Some(base + chrono::Duration::seconds(51)),
-        "the next run one second on, by the wall clock now"
+    assert!(
+        (49..=50).contains(&runs.len()),
+        "one run per second: {}",
+        runs.len()
     );
+    for pair in runs.windows(2) {
+        let ((a_ms, a), (b_ms, b)) = (&pair[0], &pair[1]);
+        assert_eq!(b_ms - a_ms, 1000, "a run every monotonic second");
+        assert!(
+            b.scheduled > a.scheduled,
+            "a slot repeated or went back: {a:?} {b:?}"
+        );
+        let gap = b.scheduled - a.scheduled;
+        assert!(
+            gap == chrono::Duration::seconds(1) || gap > chrono::Duration::minutes(59),
+            "slots one second apart, or moved by a forward jump: {gap}"
+        );
+        assert_eq!(b.result, RunResult::Ok);
+        assert_eq!(b.logs[0], expected_line(&b.scheduled));
+    }
+    // The slots a forward jump stepped over are skips (one record each jump), nothing else.
+    let stepped: i64 = runs
+        .windows(2)
+        .map(|p| (p[1].1.scheduled - p[0].1.scheduled).num_seconds() - 1)
+        .sum();
+    let job = h.job("clock").await;
+    assert_eq!(i64::try_from(job.skips).unwrap(), stepped);
     h.shutdown().await;
 }
 
-/// A run at the moment of a backward jump writes a scheduled time an hour earlier than the
-/// one before: the history keeps both, in the order they ran, and nothing is deduplicated or
-/// skipped because a wall-clock time repeats.
+/// A run after a backward jump takes the slot after the last one: no slot runs twice, and the
+/// job runs on once a second.
 #[tokio::test(start_paused = true)]
-async fn repeated_wall_clock_times_after_a_backward_jump_are_all_recorded() {
+async fn a_backward_jump_repeats_no_slot() {
     let base = utc("2024-01-01T00:00:00Z");
     let mut h = start(&one_second_job(""), base).await;
-    for _ in 0..5 {
+    h.advance_to(first_slot(base), Duration::ZERO).await;
+    h.one_run().await;
+    for _ in 0..4 {
         tokio::time::advance(Duration::from_secs(1)).await;
         h.one_run().await;
     }
-    // Back by 3 s: the next runs are scheduled at wall times that already ran.
+    // Back by 3 s: the wall clock reads times whose slots already ran.
     h.wall_offset_ms.store(-3_000, Ordering::SeqCst);
     for _ in 0..5 {
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -199,64 +214,56 @@ async fn repeated_wall_clock_times_after_a_backward_jump_are_all_recorded() {
     let dir = h.shutdown().await;
     let store = Store::open_read_only(&dir.path().join(".jobtop/state.db")).unwrap();
     let history = store.history("clock", 100).unwrap();
+    let first = first_slot(base);
     let mut seconds: Vec<i64> = history
         .iter()
-        .map(|r| (r.scheduled - base).num_seconds())
+        .map(|r| (r.scheduled - first).num_seconds())
         .collect();
     seconds.reverse();
-    assert_eq!(seconds, [1, 2, 3, 4, 5, 3, 4, 5, 6, 7]);
+    assert_eq!(seconds, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert!(history.iter().all(|r| r.result == RunResult::Ok));
 }
 
-/// Restarted after the wall clock went back an hour (the state database's last run is then an
-/// hour in the future): the first run comes one interval after the start, not an hour later.
-/// Restarted after it went forward an hour: one run right away, not 3,600.
+/// Restarted after the wall clock went back an hour (the state database's last firing is then
+/// an hour in the future): no slot runs twice, so the next is the one after the last. Restarted
+/// after it went forward an hour: one run right away, not 3,600.
 #[tokio::test(start_paused = true)]
-async fn a_restart_across_a_jump_is_neither_stuck_nor_a_burst() {
+async fn a_restart_across_a_jump_repeats_no_slot_and_bursts_none() {
     let base = utc("2024-01-01T00:00:00Z");
     let mut h = start(&one_second_job(""), base).await;
-    for _ in 0..3 {
+    let first = first_slot(base);
+    h.advance_to(first, Duration::ZERO).await;
+    h.one_run().await;
+    for _ in 0..2 {
         tokio::time::advance(Duration::from_secs(1)).await;
         h.one_run().await;
     }
+    let last = first + chrono::Duration::seconds(2);
     let dir = h.shutdown().await;
 
-    // Back an hour: last run at base+3s, now base+3s-1h.
-    let back = base + chrono::Duration::seconds(3) - chrono::Duration::hours(1);
+    let back = last - chrono::Duration::hours(1);
     let mut h = paused::start_at(dir, back).await;
-    assert!(h.finished_runs().await.is_empty(), "a run at start");
-    // The scheduler hands a run to a worker up to 2 ms before it is due (the worker waits out
-    // the rest on the real clock, which this paused clock cannot show): check short of that.
-    tokio::time::advance(Duration::from_millis(997)).await;
-    assert!(
-        h.finished_runs().await.is_empty(),
-        "a run before one interval"
-    );
-    tokio::time::advance(Duration::from_millis(3)).await;
-    let run = h.one_run().await;
-    assert_eq!(run.scheduled, back + chrono::Duration::seconds(1));
-    tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(
-        h.one_run().await.scheduled,
-        back + chrono::Duration::seconds(2)
+        h.job("clock").await.next_run,
+        Some(last + chrono::Duration::seconds(1))
     );
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert!(h.finished_runs().await.is_empty(), "a slot ran twice");
     let dir = h.shutdown().await;
 
-    // Forward an hour past the last run: one run at once, then on the second.
-    let last = back + chrono::Duration::seconds(2);
     let forward = last + chrono::Duration::hours(1);
     let mut h = paused::start_at(dir, forward).await;
     let run = h.one_run().await;
-    assert_eq!(run.scheduled, forward);
-    tokio::time::advance(Duration::from_millis(500)).await;
-    assert!(h.finished_runs().await.is_empty(), "a catch-up burst");
-    tokio::time::advance(Duration::from_millis(500)).await;
     assert_eq!(
-        h.one_run().await.scheduled,
-        forward + chrono::Duration::seconds(1)
+        run.scheduled,
+        first_slot(forward) - chrono::Duration::seconds(1)
     );
+    tokio::time::advance(Duration::from_millis(300)).await;
+    assert!(h.finished_runs().await.is_empty(), "a catch-up burst");
+    h.advance_to(first_slot(forward), Duration::ZERO).await;
+    assert_eq!(h.one_run().await.scheduled, first_slot(forward));
     let job = h.job("clock").await;
-    assert_eq!(job.skips, 0);
+    assert_eq!(job.skips, 3599, "the slots missed before the latest");
     h.shutdown().await;
 }
 
@@ -422,8 +429,8 @@ fn helpers_step_correctly_at_every_second_across_dst_transitions() {
     assert_eq!(checked, TRANSITIONS.len() * 181);
 }
 
-/// With `service.timezone` set, a 1 s job scheduled across each transition runs exactly once
-/// a second of real (monotonic) time, 21 runs for the 21 s around it; its scheduled UTC times are one
+/// With `service.timezone` set, a job every second (`* * * * * *`) across each transition runs
+/// exactly once a second of real (monotonic) time, 21 runs for the 21 s around it; its scheduled UTC times are one
 /// second apart, and its local helpers step as the zone does (an hour lost or repeated
 /// changes nothing in the schedule).
 #[tokio::test(start_paused = true)]
@@ -432,7 +439,7 @@ async fn a_1s_job_runs_once_a_second_across_dst_in_the_scheduler() {
         let zone = format!("  timezone: {}\n", t.zone.name());
         // Started 11 s before the transition: the first run 10 s before it.
         let start_at = utc(t.at) - chrono::Duration::seconds(11);
-        let mut h = start(&one_second_job(&zone), start_at).await;
+        let mut h = start(&every_second(&zone, "schedule: \"* * * * * *\""), start_at).await;
         let mut runs = Vec::new();
         for _ in 0..21 {
             tokio::time::advance(Duration::from_secs(1)).await;

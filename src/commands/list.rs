@@ -13,7 +13,6 @@ use crate::scheduler::{database_path, run_summary, stored_view};
 use crate::socket::{self, client};
 use crate::state_dir;
 use crate::store::{JobState, Store, StoreError};
-use crate::units::format_duration;
 
 /// The configuration, the jobs' stored state, and who holds the state directory.
 type Stored = (Config, Vec<JobState>, Option<String>);
@@ -90,7 +89,7 @@ fn list_table(views: &[JobView]) -> String {
     let mut rows = vec![[
         "NAME".to_string(),
         "STATUS".into(),
-        "INTERVAL".into(),
+        "SCHEDULE".into(),
         "LAST RUN (UTC)".into(),
         "RESULT".into(),
         "RUNS".into(),
@@ -98,7 +97,6 @@ fn list_table(views: &[JobView]) -> String {
         "LAST ERROR".into(),
     ]];
     for v in views {
-        let interval = std::time::Duration::from_secs_f64(v.interval_secs);
         let error = v
             .last_error
             .as_deref()
@@ -107,7 +105,7 @@ fn list_table(views: &[JobView]) -> String {
         rows.push([
             v.name.clone(),
             v.status.to_string(),
-            format_duration(interval),
+            v.schedule.clone(),
             short(v.last_run),
             v.last_result.map_or("-".into(), |r| r.to_string()),
             v.runs.to_string(),

@@ -55,7 +55,7 @@ fn defaults() {
     assert_eq!(job.name, "a");
     assert_eq!(job.path, "a.lua");
     assert_eq!(job.file, base.join("jobs/a.lua"));
-    assert_eq!(job.interval, Duration::from_secs(5));
+    assert_eq!(job.schedule.interval().unwrap(), Duration::from_secs(5));
     assert!(job.active);
     assert!(!job.run_once);
     assert_eq!(job.timeout, Duration::from_secs(30));
@@ -113,17 +113,17 @@ jobs:
     };
     assert_eq!(a.name, "2024");
     assert_eq!(a.file, Path::new("/srv/jobtop/jobs/dir/x.lua"));
-    assert_eq!(a.interval, Duration::from_secs(90));
+    assert_eq!(a.schedule.interval().unwrap(), Duration::from_secs(90));
     assert_eq!(a.memory, 64 << 20);
     assert_eq!(a.timeout, Duration::from_secs(86_400));
     assert_eq!(a.env, ["_X", "API_TOKEN2"]);
-    assert_eq!(b.interval, Duration::from_millis(500));
+    assert_eq!(b.schedule.interval().unwrap(), Duration::from_millis(500));
     assert_eq!(b.memory, 2048);
     assert!(!b.active && b.run_once);
     assert_eq!(b.allow, [Capability::Exec, Capability::Network]);
     assert_eq!(b.source.line, 18);
     assert!(b.source.text.starts_with("{name: b,") && b.source.text.ends_with("exec]}"));
-    assert_eq!(c.interval, Duration::from_secs(30));
+    assert_eq!(c.schedule.interval().unwrap(), Duration::from_secs(30));
     assert_eq!(c.allow, b.allow);
     assert_eq!(c.files, [PathBuf::from("/var/log")]);
     assert_eq!(c.source.text.lines().last(), Some("  - /var/log"));
@@ -152,7 +152,10 @@ fn good_config() {
     let report = &config.jobs[0];
     assert_eq!(report.file, dir.join("jobs/reports/nightly.lua"));
     assert!(report.file.exists());
-    assert_eq!(report.interval, Duration::from_secs(3600));
+    assert_eq!(
+        report.schedule.interval().unwrap(),
+        Duration::from_secs(3600)
+    );
     assert_eq!(report.timeout, Duration::from_secs(10));
     assert_eq!(report.memory, 16 << 20);
     assert_eq!(report.allow, Capability::ALL);
@@ -161,7 +164,7 @@ fn good_config() {
     assert_eq!(report.source.line, 14);
     let hello = &config.jobs[1];
     assert_eq!(
-        (hello.interval, hello.memory),
+        (hello.schedule.interval().unwrap(), hello.memory),
         (Duration::from_secs(90), 1 << 20)
     );
     assert_eq!(hello.timeout, Duration::from_secs(45));
@@ -201,7 +204,7 @@ fn messages_name_the_file_line_and_column() {
     assert_eq!(
         err.to_string(),
         "jobs.yaml:5:5: unknown key \"intervall\" in job \"x\" (did you mean \"interval\"?): \
-         expected one of name, path, interval, active, run_once, timeout, memory, allow, files, env"
+         expected one of name, path, interval, schedule, timezone, catch_up, retries, retry_delay, active, run_once, timeout, memory, allow, files, env"
     );
     let err = load(Path::new("/nonexistent/jobtop/jobs.yaml")).unwrap_err();
     assert!(matches!(err, ConfigError::Unreadable { .. }));
@@ -468,14 +471,17 @@ fn broken_configs_report_exactly_what_they_expect() {
 }
 
 #[test]
-fn spread_is_a_positive_duration_and_off_by_default() {
-    assert_eq!(ok("jobs: []\n").service.spread, Duration::ZERO);
+fn spread_is_accepted_with_a_deprecation_warning() {
+    assert!(ok("jobs: []\n").warnings.is_empty());
     let config = ok("service:\n  spread: 500ms\njobs: []\n");
-    assert_eq!(config.service.spread, Duration::from_millis(500));
-    rejects(
-        "service:\n  spread: 0s\njobs: []\n",
-        2,
-        11,
-        "spread in service is zero",
+    let [warning] = &config.warnings[..] else {
+        panic!("{:?}", config.warnings)
+    };
+    assert_eq!((warning.line, warning.column), (2, 11));
+    assert!(
+        warning
+            .message
+            .contains("spread in service is deprecated and ignored"),
+        "{warning}"
     );
 }

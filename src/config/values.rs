@@ -34,17 +34,28 @@ impl<'n> Fields<'n> {
     }
 }
 
-/// Collects problems while values are read.
+/// Collects problems (and warnings) while values are read.
 #[derive(Default)]
 pub(super) struct Checker {
     /// Every problem so far, in the order found.
     pub problems: Vec<Problem>,
+    /// Things that work but deserve a word: deprecated keys, risky settings.
+    pub warnings: Vec<Problem>,
 }
 
 impl Checker {
     /// Records a problem at `pos`.
     pub fn report(&mut self, pos: Pos, message: String) {
         self.problems.push(Problem {
+            line: pos.line,
+            column: pos.column,
+            message,
+        });
+    }
+
+    /// Records a warning at `pos`: the file is valid, but this deserves the operator's eye.
+    pub fn warn(&mut self, pos: Pos, message: String) {
+        self.warnings.push(Problem {
             line: pos.line,
             column: pos.column,
             message,
@@ -258,12 +269,24 @@ impl Checker {
 
     /// A whole number from 1 to `max`.
     pub fn whole(&mut self, node: &Node, what: &str, expected: &str, max: u64) -> Option<u64> {
+        self.whole_from(node, what, expected, 1, max)
+    }
+
+    /// A whole number from `min` to `max`.
+    pub fn whole_from(
+        &mut self,
+        node: &Node,
+        what: &str,
+        expected: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
         let Some(ScalarKind::Int(n)) = node.scalar().map(|s| s.kind) else {
             self.wrong(node, what, expected);
             return None;
         };
         match u64::try_from(n) {
-            Ok(n) if (1..=max).contains(&n) => Some(n),
+            Ok(n) if (min..=max).contains(&n) => Some(n),
             Ok(n) if n > max => {
                 let message =
                     format!("{what} is {n}, too large: expected {expected}, at most {max}");

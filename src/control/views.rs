@@ -37,8 +37,12 @@ pub struct JobView {
     pub name: String,
     /// The job file, relative to `jobs_dir`.
     pub path: String,
-    /// Seconds between runs (fractions for sub-second intervals).
-    pub interval_secs: f64,
+    /// When it fires: the cron expression, or the interval as `jobs.yaml` writes it (`5s`).
+    pub schedule: String,
+    /// The IANA zone of its schedule and of its helpers' local time.
+    pub timezone: String,
+    /// Seconds between runs (fractions for sub-second intervals); null for calendar jobs.
+    pub interval_secs: Option<f64>,
     /// Where the job stands.
     pub status: Status,
     /// Start of the last run.
@@ -74,6 +78,15 @@ pub struct JobView {
     /// When it was deactivated.
     #[serde(with = "time_format::option")]
     pub deactivated_at: Option<DateTime<Utc>>,
+    /// Retries after a failed run (`retries:`).
+    pub retries: u32,
+    /// The retry attempt under way or waiting (0 when none).
+    pub retry_attempt: u32,
+    /// When the waiting retry is due.
+    #[serde(with = "time_format::option")]
+    pub retry_at: Option<DateTime<Utc>>,
+    /// What a missed firing becomes: `latest`, `none` or a duration.
+    pub catch_up: String,
     /// Wall-clock limit of one run, in seconds.
     pub timeout_secs: f64,
     /// Lua heap limit of one run, in bytes.
@@ -99,8 +112,10 @@ pub struct RunSummary {
     pub result: RunResult,
     /// Its error, if any.
     pub error: Option<String>,
-    /// `schedule` or `operator`.
+    /// `schedule`, `operator` or `retry`.
     pub trigger: String,
+    /// For a `skipped` run, why: `overlap`, `missed`, `catch_up` or `retrying`.
+    pub reason: Option<crate::job::SkipReason>,
     /// Its log lines.
     pub logs: Vec<String>,
 }

@@ -1,13 +1,10 @@
 //! The scheduler's answers to operator commands (docs/statuses.md).
 
-use tokio::sync::oneshot;
-use tokio::time::Instant;
-
 use crate::control::{ActionError, Actor, Reply, SchedulerCommand, Subscription, Verb};
-use crate::job::{Status, Trigger};
 
+use super::effects::Caller;
+use super::lifecycle::Event;
 use super::recorder::Record;
-use super::timers::JobId;
 use super::{Scheduler, SelfMessage};
 
 impl Scheduler {
@@ -49,13 +46,7 @@ impl Scheduler {
                 job,
                 by,
                 reply,
-            } => match verb {
-                Verb::Activate => self.activate(&job, &by, reply),
-                Verb::Cancel => self.cancel(&job, &by, reply),
-                Verb::Trigger => {
-                    let _ = reply.send(self.trigger(&job, &by));
-                }
-            },
+            } => self.act(verb, &job, by, reply),
             SchedulerCommand::History { job, limit, reply } => {
                 if let Err(e) = self.find(&job) {
                     let _ = reply.send(Err(e));
@@ -67,7 +58,7 @@ impl Scheduler {
         }
     }
 
-    fn audit(&mut self, by: &Actor, action: &str, job: &str, detail: Option<String>) {
+    pub(super) fn audit(&mut self, by: &Actor, action: &str, job: &str, detail: Option<String>) {
         tracing::info!(
             user = by.as_deref().unwrap_or("-"),
             action,
@@ -82,9 +73,8 @@ impl Scheduler {
         });
     }
 
-    /// A deactivated, stopped, sleeping or done job becomes `waiting`, next run one interval
-    /// from now; a deactivation is lifted on disk before the operator is told.
-    fn activate(&mut self, name: &str, by: &Actor, reply: Reply<String>) {
+    /// Activate, cancel or trigger: the job's transition decides and answers.
+    fn act(&mut self, verb: Verb, name: &str, by: Actor, reply: Reply<String>) {
         let id = match self.find(name) {
             Ok(id) => id,
             Err(e) => {
@@ -92,106 +82,17 @@ impl Scheduler {
                 return;
             }
         };
-        let at = self.wall_now();
-        let Some(entry) = self.jobs.get_mut(&id) else {
-            return;
+        let event = match verb {
+            Verb::Activate => Event::Activate,
+            Verb::Cancel => Event::Cancel { by: by.clone() },
+            Verb::Trigger => Event::Trigger,
         };
-        let was = entry.status;
-        match was {
-            Status::Disabled => {
-                let _ = reply.send(Err(ActionError(format!(
-                    "{name} is disabled in {}: set `active: true` in its entry and reload",
-                    self.config.file.display()
-                ))));
-                return;
-            }
-            Status::Waiting | Status::Running => {
-                let _ = reply.send(Ok(format!("{name} is already active")));
-                return;
-            }
-            Status::Deactivated | Status::Stopped | Status::Sleeping | Status::Done => {}
-        }
-        entry.status = Status::Waiting;
-        entry.stored.deactivated = false;
-        entry.stored.deactivated_reason = None;
-        entry.stored.deactivated_by = None;
-        entry.stored.deactivated_at = None;
-        entry.due = Some(Instant::now() + entry.spec.interval);
-        self.arm(id);
-        self.publish(id);
-        self.audit(by, "activate", name, Some(format!("was {was}")));
-        let message = format!("activated {name} (was {was})");
-        if was == Status::Deactivated {
-            let (ack, committed) = oneshot::channel();
-            self.record(Record::Activate {
-                job: name.to_string(),
-                at,
-                ack: Some(ack),
-            });
-            tokio::spawn(answer_after_commit(committed, reply, message));
-        } else {
-            let _ = reply.send(Ok(message));
-        }
-    }
-
-    /// Deactivates a job, persisted before the operator is told, and aborts its run.
-    fn cancel(&mut self, name: &str, by: &Actor, reply: Reply<String>) {
-        let id = match self.find(name) {
-            Ok(id) => id,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
-        let Some(entry) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        let aborted = match &mut entry.running {
-            Some(run) => {
-                run.aborting = true;
-                run.control.abort();
-                true
-            }
-            None => false,
-        };
-        if entry.status == Status::Deactivated && !aborted {
-            let _ = reply.send(Ok(format!("{name} is already deactivated")));
-            return;
-        }
-        let who = by.as_deref().unwrap_or("an operator");
-        let reason = format!("cancelled by {who}");
-        let (ack, committed) = oneshot::channel();
-        self.deactivate(id, &reason, by.clone(), Some(ack));
-        self.publish(id);
-        self.audit(
+        let now = self.now();
+        let caller = Caller {
             by,
-            "cancel",
-            name,
-            aborted.then(|| "aborted its run".into()),
-        );
-        let message = if aborted {
-            format!("cancelled {name}; its run in progress is being aborted")
-        } else {
-            format!("cancelled {name}")
+            reply: Some(reply),
         };
-        tokio::spawn(answer_after_commit(committed, reply, message));
-    }
-
-    /// Runs a job now, once, whatever its status (never twice at once).
-    fn trigger(&mut self, name: &str, by: &Actor) -> Result<String, ActionError> {
-        let id: JobId = self.find(name)?;
-        if let Some(entry) = self.jobs.get(&id)
-            && let Some(run) = &entry.running
-        {
-            return Err(ActionError(format!(
-                "{name} is already running (since {}): a job never runs twice at once",
-                run.since.format("%H:%M:%S")
-            )));
-        }
-        self.dispatch(id, Instant::now(), Trigger::Operator);
-        self.publish(id);
-        self.audit(by, "trigger", name, None);
-        Ok(format!("triggered {name}"))
+        self.apply_for(id, event, now, Some(caller));
     }
 
     fn start_reload(&mut self, reply: Reply<crate::control::ReloadSummary>) {
@@ -204,19 +105,4 @@ impl Scheduler {
             let _ = internal.send(SelfMessage::ReloadRead { result, reply });
         });
     }
-}
-
-async fn answer_after_commit(
-    committed: oneshot::Receiver<Result<(), String>>,
-    reply: Reply<String>,
-    message: String,
-) {
-    let answer = match committed.await {
-        Ok(Ok(())) => Ok(message),
-        Ok(Err(e)) => Err(ActionError(format!("not saved in the state database: {e}"))),
-        Err(_) => Err(ActionError(
-            "not saved: the state database writer stopped".into(),
-        )),
-    };
-    let _ = reply.send(answer);
 }

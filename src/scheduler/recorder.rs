@@ -345,6 +345,7 @@ mod tests {
             error: None,
             logs: Vec::new(),
             trigger: Trigger::Schedule,
+            skip: None,
         })
     }
 
@@ -385,6 +386,7 @@ mod tests {
                 error: None,
                 logs: Vec::new(),
                 trigger: Trigger::Schedule,
+                skip: None,
             })));
         }
         drop(recorder);

@@ -5,15 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::time::Instant;
-
 use crate::config::{self, Config};
 use crate::control::{ActionError, JobEvent, ReloadSummary, Reply};
 use crate::job::Status;
 use crate::store::{JobState, Store};
 
+use super::lifecycle::Event;
 use super::recorder::Record;
-use super::{Scheduler, database_path, resume_due, zone_of};
+use super::{Scheduler, database_path};
 
 /// What a reload read off the scheduler task.
 pub struct Reread {
@@ -88,6 +87,7 @@ impl Scheduler {
         config.service.workers = running.workers;
         config.service.operators.clone_from(&running.operators);
         config.service.viewers.clone_from(&running.viewers);
+        config.service.history = running.history;
         config
     }
 
@@ -98,9 +98,10 @@ impl Scheduler {
             || now.workers != was.workers
             || now.operators != was.operators
             || now.viewers != was.viewers
+            || now.history != was.history
         {
             self.notice(
-                "service.state_dir, workers, operators and viewers changes take effect at the next start"
+                "service.state_dir, workers, operators, viewers and history changes take effect at the next start"
                     .into(),
             );
         }
@@ -141,10 +142,8 @@ impl Scheduler {
         summary.removed = self.remove_jobs_not_in(&wanted);
 
         self.config = Arc::new(config);
-        self.zone = zone_of(&self.config);
-        let now = Instant::now();
-        let wall_now = self.wall_now();
         let config = self.config.clone();
+        let now = self.now();
         let mut order = Vec::with_capacity(config.jobs.len());
         for spec in &config.jobs {
             let name = spec.name.clone();
@@ -158,46 +157,39 @@ impl Scheduler {
                 let id = self.add_job(Arc::new(spec.clone()), state.as_ref(), false);
                 self.order.pop();
                 order.push(id);
-                self.publish(id);
                 summary.added.push(name);
                 continue;
             };
             order.push(id);
+            let display = config.display_name(&spec.path);
             let Some(entry) = self.jobs.get_mut(&id) else {
                 continue;
             };
-            let changed = !entry.spec.same_definition(spec);
+            // A new jobs_dir renames every file in messages, changed entry or not.
+            entry.display_name = display;
+            let changed = *entry.spec != *spec;
             let was_stopped = entry.status == Status::Stopped;
-            if changed {
-                let interval_changed = entry.spec.interval != spec.interval;
+            let spec = if changed {
                 entry.grants = Arc::new(crate::runtime::JobGrants::for_job(
                     spec,
                     Some(self.state_store.clone()),
                 ));
-                entry.spec = Arc::new(spec.clone());
-                if entry.status != Status::Deactivated {
-                    if !entry.spec.active {
-                        entry.status = Status::Disabled;
-                    } else if entry.status == Status::Disabled {
-                        entry.status = Status::Waiting;
-                        entry.due = Some(resume_due(entry, now, wall_now));
-                    }
-                }
-                if interval_changed && entry.is_scheduled() {
-                    entry.due = Some(resume_due(entry, now, wall_now));
-                }
                 summary.changed.push(name.clone());
-            }
-            if was_stopped && entry.spec.active {
-                entry.status = Status::Waiting;
-                entry.due = Some(resume_due(entry, now, wall_now));
+                Arc::new(spec.clone())
+            } else {
+                entry.spec.clone()
+            };
+            self.apply(id, Event::Reload { spec }, now);
+            let resumed = was_stopped
+                && self
+                    .jobs
+                    .get(&id)
+                    .is_some_and(|e| e.status != Status::Stopped);
+            if resumed {
                 summary.resumed.push(name);
             } else if !changed {
                 summary.unchanged += 1;
-                continue;
             }
-            self.arm(id);
-            self.publish(id);
         }
         self.order = order;
         self.config_error = None;

@@ -7,17 +7,18 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Row;
 use rusqlite::types::Type;
 
-use super::{AuditEntry, JobState, MAX_STORED_LOG_BYTES, RunRecord};
-use crate::job::Trigger;
+use super::{AuditEntry, JobState, MAX_STORED_LOG_BYTES, RunRecord, Skip};
+use crate::job::{SkipReason, Trigger};
 
 /// The columns of `jobs` that [`job_state`] reads, in its order.
 pub(super) const JOB_COLUMNS: &str = "name, deactivated, deactivated_reason, deactivated_at, \
      deactivated_by, last_run, last_scheduled, last_result, last_duration_ms, last_error, \
-     last_error_at, runs, oks, errors, skips, status, next_run";
+     last_error_at, runs, oks, errors, skips, status, next_run, last_fired, retry_attempt, \
+     retry_at";
 
 /// The columns of `runs` that [`run_record`] reads, in its order.
 pub(super) const RUN_COLUMNS: &str =
-    "job, scheduled, started, duration_ms, result, error, logs, \"trigger\"";
+    "job, scheduled, started, duration_ms, result, error, logs, \"trigger\", reason, covers";
 
 /// The columns of `audit` that [`audit_entry`] reads, in its order.
 pub(super) const AUDIT_COLUMNS: &str = "at, user, action, job, detail";
@@ -83,10 +84,17 @@ fn duration_from_millis(ms: f64) -> Result<Duration, String> {
 
 /// The word stored for a trigger back to the trigger (`Trigger` has no `FromStr`).
 fn trigger(word: &str) -> Result<Trigger, String> {
-    [Trigger::Schedule, Trigger::Operator]
+    Trigger::ALL
         .into_iter()
         .find(|t| t.as_str() == word)
-        .ok_or_else(|| format!("unknown trigger {word:?}: expected schedule or operator"))
+        .ok_or_else(|| format!("unknown trigger {word:?}: expected schedule, operator or retry"))
+}
+
+/// The word stored for a skip reason back to the reason.
+fn skip_reason(word: &str) -> Result<SkipReason, String> {
+    SkipReason::from_word(word).ok_or_else(|| {
+        format!("unknown skip reason {word:?}: expected overlap, missed, catch_up or retrying")
+    })
 }
 
 /// The log lines of one run as stored: a JSON array of at most [`MAX_STORED_LOG_BYTES`], cut
@@ -223,6 +231,9 @@ pub(super) fn job_state(row: &Row<'_>) -> rusqlite::Result<JobState> {
         skips: count(row, 14)?,
         status: opt_parsed(row, 15, parse_word)?,
         next_run: opt_parsed(row, 16, parse_time)?,
+        last_fired: opt_parsed(row, 17, parse_time)?,
+        retry_attempt: u32::try_from(count(row, 18)?).unwrap_or(u32::MAX),
+        retry_at: opt_parsed(row, 19, parse_time)?,
     })
 }
 
@@ -240,6 +251,14 @@ pub(super) fn run_record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
             serde_json::from_str(s).map_err(|e| format!("not a JSON array of strings ({e})"))
         })?,
         trigger: parsed(row, 7, trigger)?,
+        skip: opt_parsed(row, 8, skip_reason)?
+            .map(|reason| {
+                Ok::<_, rusqlite::Error>(Skip {
+                    reason,
+                    covers: count(row, 9)?,
+                })
+            })
+            .transpose()?,
     })
 }
 

@@ -13,12 +13,12 @@ use rustc_hash::FxHashMap;
 /// Upsert of a job row with everything a batch did to it: the newest run's `last_*` fields
 /// (NULL when the batch had only skipped runs, which leaves them), the newest error with its
 /// time (NULL leaves the stored one), the counts to add, and, when `?14` is 1, the live status
-/// and next run.
+/// and next run (with the last firing and the retry state).
 const UPSERT_JOB: &str = "
     INSERT INTO jobs (name, last_run, last_scheduled, last_result, last_duration_ms,
                       last_error, last_error_at, runs, oks, errors, skips, status, next_run,
-                      updated_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
+                      updated_at, last_fired, retry_attempt, retry_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?16, ?17, ?18)
     ON CONFLICT (name) DO UPDATE SET
         last_run = coalesce(excluded.last_run, last_run),
         last_scheduled = coalesce(excluded.last_scheduled, last_scheduled),
@@ -33,11 +33,15 @@ const UPSERT_JOB: &str = "
         skips = skips + excluded.skips,
         status = CASE WHEN ?14 THEN excluded.status ELSE status END,
         next_run = CASE WHEN ?14 THEN excluded.next_run ELSE next_run END,
+        last_fired = CASE WHEN ?14 THEN excluded.last_fired ELSE last_fired END,
+        retry_attempt = CASE WHEN ?14 THEN excluded.retry_attempt ELSE retry_attempt END,
+        retry_at = CASE WHEN ?14 THEN excluded.retry_at ELSE retry_at END,
         updated_at = excluded.updated_at";
 
 const INSERT_RUN: &str = "
-    INSERT INTO runs (job, scheduled, started, duration_ms, result, error, logs, \"trigger\")
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    INSERT INTO runs (job, scheduled, started, duration_ms, result, error, logs, \"trigger\",
+                      reason, covers)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 impl Store {
     /// Every job row, ordered by name.
@@ -239,7 +243,8 @@ fn row_changes<'a>(runs: &'a [RunRecord], live: &'a [LiveUpdate]) -> Vec<(&'a st
         let i = slot(&run.job, &mut changes);
         let change = &mut changes[i].1;
         if run.result == RunResult::Skipped {
-            change.skips += 1;
+            let covers = run.skip.map_or(1, |s| s.covers);
+            change.skips += i64::try_from(covers).unwrap_or(i64::MAX);
             continue;
         }
         change.last = Some(index);
@@ -294,6 +299,9 @@ fn record_in(
             change.live.and_then(|l| codec::opt_time(l.next_run)),
             i64::from(change.live.is_some()),
             now,
+            change.live.and_then(|l| codec::opt_time(l.last_fired)),
+            change.live.map_or(0, |l| l.retry_attempt),
+            change.live.and_then(|l| codec::opt_time(l.retry_at)),
         ])?;
     }
     let mut insert_run = tx.prepare_cached(INSERT_RUN)?;
@@ -307,6 +315,9 @@ fn record_in(
             run.error,
             codec::logs_json(&run.logs),
             run.trigger.as_str(),
+            run.skip.map(|s| s.reason.as_str()),
+            run.skip
+                .map_or(1, |s| i64::try_from(s.covers).unwrap_or(i64::MAX)),
         ])?;
     }
     Ok(())

@@ -61,6 +61,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job, key)
     );
     ",
+    // 2: calendar schedules, retries and skip reasons. `last_fired` starts as the last run's
+    // due time, which is what the scheduler used as its phase before.
+    "
+    ALTER TABLE jobs ADD COLUMN last_fired TEXT;
+    ALTER TABLE jobs ADD COLUMN retry_attempt INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN retry_at TEXT;
+    UPDATE jobs SET last_fired = last_scheduled;
+    ALTER TABLE runs ADD COLUMN reason TEXT;
+    ALTER TABLE runs ADD COLUMN covers INTEGER NOT NULL DEFAULT 1;
+    ",
 ];
 
 /// The schema version this build writes and reads.

@@ -27,6 +27,7 @@ pub(super) fn run(job: &str, started: &str, result: RunResult, error: Option<&st
         error: error.map(str::to_string),
         logs: vec![format!("{job} at {started}")],
         trigger: Trigger::Schedule,
+        skip: None,
     }
 }
 

@@ -79,11 +79,17 @@ fn a_batch_updates_counts_and_last_fields() {
             job: "j".into(),
             status: Status::Waiting,
             next_run: Some(at("2025-01-01T00:03:00Z")),
+            last_fired: Some(at("2025-01-01T00:02:00Z")),
+            retry_attempt: 0,
+            retry_at: None,
         },
         LiveUpdate {
             job: "idle".into(),
             status: Status::Disabled,
             next_run: None,
+            last_fired: None,
+            retry_attempt: 0,
+            retry_at: None,
         },
     ];
     store.record(&batch, &live).unwrap();
@@ -256,6 +262,9 @@ fn removed_jobs_lose_their_live_status_but_keep_their_deactivation() {
             job: job.into(),
             status: Status::Waiting,
             next_run: Some(t),
+            last_fired: None,
+            retry_attempt: 0,
+            retry_at: None,
         })
         .into();
     store.record(&[], &live).unwrap();

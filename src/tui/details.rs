@@ -12,6 +12,7 @@ use super::format;
 use super::render::status_span;
 use super::theme::Theme;
 use crate::control::{JobView, RunSummary};
+use crate::schedule::{Schedule, Zone};
 use crate::units::format_size;
 
 /// Rows under the text for the sparkline: its caption and two rows of bars.
@@ -81,6 +82,47 @@ pub fn lines(app: &App, job: &JobView, width: usize) -> Vec<Line<'static>> {
     out
 }
 
+/// Retries and catch-up in one line: `3 · attempt 1 of 3, next at … · catch_up latest`.
+fn retry_text(job: &JobView) -> String {
+    use std::fmt::Write as _;
+    let mut text = job.retries.to_string();
+    if job.retry_attempt > 0 {
+        let _ = write!(text, " · attempt {} of {}", job.retry_attempt, job.retries);
+        if let Some(at) = job.retry_at {
+            let _ = write!(text, ", next at {}", format::timestamp(at));
+        }
+    }
+    let _ = write!(text, " · catch_up {}", job.catch_up);
+    text
+}
+
+/// The job's schedule as the scheduler computes it, rebuilt from its row.
+fn schedule_of(job: &JobView) -> Option<Schedule> {
+    let zone = job.timezone.parse().map_or(Zone::System, Zone::Named);
+    match job.interval_secs {
+        Some(secs) => Some(Schedule::every(
+            &job.name,
+            std::time::Duration::try_from_secs_f64(secs).ok()?,
+            zone,
+        )),
+        None => Schedule::cron(&job.schedule, zone).ok(),
+    }
+}
+
+/// The schedule in words and its next five firings in the job's zone, with their offsets.
+fn firings_section(out: &mut Vec<Line<'static>>, app: &App, job: &JobView) {
+    let Some(schedule) = schedule_of(job) else {
+        return;
+    };
+    let theme = app.theme;
+    out.push(field(theme, "means", vec![Span::raw(schedule.describe())]));
+    let zone = schedule.zone();
+    for (i, firing) in schedule.upcoming(app.now, 5).into_iter().enumerate() {
+        let label = if i == 0 { "next five" } else { "" };
+        out.push(field(theme, label, vec![Span::raw(zone.rfc3339(firing))]));
+    }
+}
+
 /// One labelled line per field of the job.
 fn fields(app: &App, job: &JobView, width: usize) -> Vec<Line<'static>> {
     let theme = app.theme;
@@ -90,13 +132,15 @@ fn fields(app: &App, job: &JobView, width: usize) -> Vec<Line<'static>> {
         field(theme, "status", vec![status_span(theme, job.status)]),
         field(
             theme,
-            "interval",
+            "schedule",
             vec![Span::raw(format!(
-                "{} · run once: {}",
-                format::interval(job.interval_secs),
+                "{} ({}) · run once: {}",
+                job.schedule,
+                job.timezone,
                 if job.run_once { "yes" } else { "no" },
             ))],
         ),
+        field(theme, "retries", vec![Span::raw(retry_text(job))]),
         field(
             theme,
             "limits",
@@ -121,6 +165,7 @@ fn fields(app: &App, job: &JobView, width: usize) -> Vec<Line<'static>> {
             ))],
         ),
     ];
+    firings_section(&mut out, app, job);
     if let Some(since) = job.running_since {
         out.push(field(
             theme,

@@ -14,7 +14,7 @@ pub enum StatusFilter {
     /// Every job.
     #[default]
     All,
-    /// Deactivated jobs and jobs whose last run failed.
+    /// Deactivated jobs, jobs retrying a failed run, and jobs whose last run failed.
     Failing,
     /// Jobs with a run in progress.
     Running,
@@ -57,7 +57,7 @@ impl StatusFilter {
         match self {
             StatusFilter::All => true,
             StatusFilter::Failing => {
-                job.status == Status::Deactivated
+                matches!(job.status, Status::Deactivated | Status::Retrying)
                     || job
                         .last_result
                         .is_some_and(crate::job::RunResult::is_failure)
@@ -130,12 +130,13 @@ impl SortKey {
 fn status_rank(status: Status) -> u8 {
     match status {
         Status::Deactivated => 0,
-        Status::Running => 1,
-        Status::Waiting => 2,
-        Status::Stopped => 3,
-        Status::Sleeping => 4,
-        Status::Done => 5,
-        Status::Disabled => 6,
+        Status::Retrying => 1,
+        Status::Running => 2,
+        Status::Waiting => 3,
+        Status::Stopped => 4,
+        Status::Sleeping => 5,
+        Status::Done => 6,
+        Status::Disabled => 7,
     }
 }
 

@@ -19,8 +19,8 @@ pub enum Column {
     Name,
     /// Glyph, word, colour.
     Status,
-    /// Time between runs.
-    Interval,
+    /// When it fires: the interval or the cron expression.
+    Schedule,
     /// How long ago the last run started.
     LastRun,
     /// Countdown to the next run.
@@ -38,7 +38,7 @@ impl Column {
         match self {
             Column::Name => "NAME",
             Column::Status => "STATUS",
-            Column::Interval => "INTERVAL",
+            Column::Schedule => "SCHEDULE",
             Column::LastRun => "LAST RUN",
             Column::Next => "NEXT",
             Column::Duration => "DURATION",
@@ -52,7 +52,8 @@ impl Column {
         match self {
             Column::Name => name_width,
             Column::Status => 13,
-            Column::Interval | Column::Duration | Column::LastRun => 8,
+            Column::Schedule => 11,
+            Column::Duration | Column::LastRun => 8,
             Column::Next => 9,
             Column::Runs => 6,
             Column::LastError => 16,
@@ -64,7 +65,7 @@ impl Column {
 const ORDER: [Column; 8] = [
     Column::Name,
     Column::Status,
-    Column::Interval,
+    Column::Schedule,
     Column::LastRun,
     Column::Next,
     Column::Duration,
@@ -77,7 +78,7 @@ const DROP_ORDER: [Column; 6] = [
     Column::Duration,
     Column::Runs,
     Column::LastRun,
-    Column::Interval,
+    Column::Schedule,
     Column::LastError,
     Column::Next,
 ];
@@ -159,7 +160,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             let cell: Cell = match column {
                 Column::Name => Cell::from(format::truncate(&job.name, usize::from(name_width))),
                 Column::Status => Cell::from(status_span(theme, job.status)),
-                Column::Interval => Cell::from(format::interval(job.interval_secs)),
+                Column::Schedule => Cell::from(format::truncate(
+                    &job.schedule,
+                    usize::from(Column::Schedule.width(name_width)),
+                )),
                 Column::LastRun => Cell::from(format::ago(job.last_run, app.now)),
                 Column::Next => Cell::from(next_text(job, app)),
                 Column::Duration => Cell::from(duration_text(job, app)),

@@ -75,6 +75,7 @@ fn status_color(status: Status) -> Color {
     match status {
         Status::Waiting => Color::Green,
         Status::Running => Color::Cyan,
+        Status::Retrying => Color::LightRed,
         Status::Stopped => Color::Yellow,
         Status::Sleeping => Color::Blue,
         Status::Done => Color::Gray,
@@ -89,6 +90,7 @@ pub fn glyph(status: Status) -> &'static str {
     match status {
         Status::Waiting => "●",
         Status::Running => "▶",
+        Status::Retrying => "↻",
         Status::Stopped => "■",
         Status::Sleeping => "☾",
         Status::Done => "✔",

@@ -38,6 +38,9 @@ pub struct Harness {
     task: tokio::task::JoinHandle<()>,
     /// Added to the wall clock, in milliseconds: a test moves it to simulate an NTP step.
     pub wall_offset_ms: Arc<AtomicI64>,
+    /// The wall clock's reading at the start, and the virtual clock's.
+    wall_start: DateTime<Utc>,
+    base_instant: Instant,
 }
 
 pub async fn start(yaml: &str, jobs: &[(&str, &str)]) -> Harness {
@@ -85,10 +88,35 @@ pub async fn start_at(dir: tempfile::TempDir, wall_start: DateTime<Utc>) -> Harn
         events: subscription.events,
         task: handle.task,
         wall_offset_ms: offset,
+        wall_start,
+        base_instant,
     }
 }
 
+/// The `k`-th slot (from 0) of job `name` every `interval` after `after`: slots are
+/// `anchor + n × interval` after the epoch, the anchor a hash of the name.
+pub fn slot(name: &str, interval: Duration, after: DateTime<Utc>, k: u32) -> DateTime<Utc> {
+    let schedule =
+        jobtop::schedule::Schedule::every(name, interval, jobtop::schedule::Zone::System);
+    let first = schedule.next_after(after).unwrap();
+    first + chrono::Duration::from_std(interval * k).unwrap()
+}
+
 impl Harness {
+    /// The scheduler's wall clock now.
+    pub fn wall_now(&self) -> DateTime<Utc> {
+        self.wall_start
+            + chrono::Duration::from_std(self.base_instant.elapsed()).unwrap()
+            + chrono::Duration::milliseconds(self.wall_offset_ms.load(Ordering::SeqCst))
+    }
+
+    /// Moves the virtual clock until the wall clock reads `t` (`less` short of it), and lets
+    /// the scheduler handle what came due.
+    pub async fn advance_to(&self, t: DateTime<Utc>, less: Duration) {
+        let ahead = (t - self.wall_now()).to_std().unwrap_or_default();
+        step(ahead.saturating_sub(less)).await;
+    }
+
     /// Waits (in real time, at most 10 s) for the next finished run.
     pub async fn finished(&mut self) -> (String, RunSummary) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

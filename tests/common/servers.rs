@@ -146,7 +146,7 @@ pub fn python_with(module: &str) -> Result<PathBuf, String> {
 /// Whether the tests run as root (then PostgreSQL runs as another user, and sshd may log in
 /// other users).
 pub fn is_root() -> bool {
-    rustix::process::getuid().is_root()
+    nix::unistd::Uid::current().is_root()
 }
 
 /// A port on 127.0.0.1 that nothing listens on (right now: a server given it may still lose it

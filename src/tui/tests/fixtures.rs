@@ -28,7 +28,9 @@ pub fn job(name: &str, status: Status, interval_secs: f64) -> JobView {
     JobView {
         name: name.to_string(),
         path: format!("{name}.lua"),
-        interval_secs,
+        schedule: crate::units::format_duration(std::time::Duration::from_secs_f64(interval_secs)),
+        timezone: "UTC".to_string(),
+        interval_secs: Some(interval_secs),
         status,
         last_run: None,
         last_result: None,
@@ -44,6 +46,10 @@ pub fn job(name: &str, status: Status, interval_secs: f64) -> JobView {
         deactivated_reason: None,
         deactivated_by: None,
         deactivated_at: None,
+        retries: 0,
+        retry_attempt: 0,
+        retry_at: None,
+        catch_up: "latest".to_string(),
         timeout_secs: 30.0,
         memory_bytes: 64 << 20,
         run_once: false,
@@ -112,6 +118,9 @@ pub fn jobs() -> Vec<JobView> {
         (600, RunResult::Sleep, 230.0, 12),
     );
     digest.next_run = Some(later(86_400 - 600));
+    digest.schedule = "0 1 * * FRI".to_string();
+    digest.timezone = "Europe/Berlin".to_string();
+    digest.interval_secs = None;
 
     let mut warm = ran(
         "warm-cache",
@@ -190,6 +199,7 @@ pub fn history() -> Vec<RunSummary> {
                 },
                 error: failed.then(|| TRACEBACK.to_string()),
                 trigger: if i == 3 { "operator" } else { "schedule" }.to_string(),
+                reason: None,
                 logs: if failed {
                     vec![
                         "fetching rows since 2024-04-30".to_string(),

@@ -42,6 +42,15 @@ fn table_200x30() {
     insta::assert_snapshot!(screen(&mut app, 200, 30).backend());
 }
 
+/// The details of a calendar job: its expression, zone, words and next firings with offsets.
+#[test]
+fn calendar_details_120x40() {
+    let mut app = app(120, 40);
+    select(&mut app, "weekly-digest");
+    app.update(Action::Open);
+    insta::assert_debug_snapshot!(screen(&mut app, 120, 40).backend());
+}
+
 fn details(columns: u16, rows: u16) -> Terminal<TestBackend> {
     let mut app = app(columns, rows);
     select(&mut app, "nightly-report");
