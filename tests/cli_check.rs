@@ -80,3 +80,21 @@ fn unreadable_configuration_exits_2() {
         "{text}"
     );
 }
+
+#[test]
+fn deprecated_spread_is_a_warning_not_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("jobs")).unwrap();
+    std::fs::write(
+        dir.path().join("jobs.yaml"),
+        "service:\n  spread: 1s\njobs: []\n",
+    )
+    .unwrap();
+    let out = jobtop(dir.path(), &["check"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("jobs.yaml:2:11: warning: spread in service is deprecated and ignored"),
+        "{text}"
+    );
+}

@@ -948,3 +948,126 @@ fn list_shows_the_next_run_of_a_job_that_has_not_run_yet() {
     rfc3339(&quit["next_run"], "quit.next_run");
     serve.stop();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Schedules through the built binary (docs/scheduling.md).
+
+/// A six-field cron job every two seconds: each run is for an even second, and starts within
+/// that second.
+#[test]
+fn a_six_field_schedule_runs_on_even_seconds() {
+    use chrono::Timelike as _;
+    let sandbox = Sandbox::new(
+        "jobs:\n  - name: even\n    path: ok.lua\n    schedule: \"*/2 * * * * *\"\n",
+        &[("ok.lua", OK_JOB)],
+    );
+    let mut serve = sandbox.serve();
+    let job = sandbox.wait_job("even", Duration::from_secs(15), |j| runs(j) >= 3);
+    assert_eq!(job["schedule"], "*/2 * * * * *");
+    assert!(job["interval_secs"].is_null(), "{job:#}");
+    serve.stop();
+    let history = sandbox.history("even");
+    assert!(history.len() >= 3, "{history:#?}");
+    for run in &history {
+        let scheduled = rfc3339(&run["scheduled"], "scheduled");
+        let started = rfc3339(&run["started"], "started");
+        assert_eq!(scheduled.second() % 2, 0, "{run:#}");
+        assert_eq!(scheduled.nanosecond(), 0, "{run:#}");
+        assert_eq!(
+            started.second(),
+            scheduled.second(),
+            "started in its second: {run:#}"
+        );
+    }
+}
+
+/// A restart keeps an hourly job's next run to the second: its slots are fixed on the wall
+/// clock, so the start time moves nothing.
+#[test]
+fn a_restart_keeps_an_hourly_jobs_next_run_to_the_second() {
+    let sandbox = Sandbox::new(
+        "jobs:\n  - name: hourly\n    path: ok.lua\n    interval: 1h\n",
+        &[("ok.lua", OK_JOB)],
+    );
+    let mut serve = sandbox.serve();
+    let before = rfc3339(&sandbox.job("hourly")["next_run"], "next_run");
+    serve.stop();
+    sleep(Duration::from_millis(1100));
+    let mut serve = sandbox.serve();
+    let after = rfc3339(&sandbox.job("hourly")["next_run"], "next_run");
+    serve.stop();
+    assert_eq!(before, after, "the slot moved with the restart");
+    assert!(before <= Utc::now() + chrono::Duration::hours(1));
+}
+
+/// A job that fails twice and then succeeds recovers through its retries; one that keeps
+/// failing is deactivated after its last one. History tells the retries apart.
+#[test]
+fn retries_recover_and_retries_end_in_deactivation() {
+    let flaky = "local job = core.job() function job.run() local n = (core.state.get('n') or 0) + 1 core.state.set('n', n) if n < 3 then error('attempt ' .. n) end return job.OK end return job";
+    let sandbox = Sandbox::new(
+        "jobs:
+  - name: flaky
+    path: flaky.lua
+    interval: 1h
+    retries: 3
+    retry_delay: 1s
+  - name: broken
+    path: fail.lua
+    interval: 1h
+    retries: 1
+    retry_delay: 1s
+",
+        &[("flaky.lua", flaky), ("fail.lua", FAIL_JOB)],
+    );
+    let mut serve = sandbox.serve();
+    sandbox.jobtop_ok(&["trigger", "flaky"]);
+    sandbox.jobtop_ok(&["trigger", "broken"]);
+    let retrying = sandbox.wait_job("flaky", Duration::from_secs(5), |j| {
+        j["status"] == "retrying"
+    });
+    assert_eq!(retrying["retries"], 3, "{retrying:#}");
+    let flaky_job = sandbox.wait_job("flaky", Duration::from_secs(15), |j| {
+        j["last_result"] == "ok"
+    });
+    assert_eq!(flaky_job["status"], "waiting", "{flaky_job:#}");
+    assert_eq!(flaky_job["retry_attempt"], 0, "{flaky_job:#}");
+    let broken = sandbox.wait_job("broken", Duration::from_secs(15), |j| {
+        j["status"] == "deactivated"
+    });
+    assert!(
+        broken["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("disk is full"),
+        "{broken:#}"
+    );
+    serve.stop();
+    let triggers = |name: &str| -> Vec<(String, String)> {
+        let mut runs: Vec<_> = sandbox
+            .history(name)
+            .iter()
+            .map(|r| {
+                (
+                    r["trigger"].as_str().unwrap().to_string(),
+                    r["result"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        runs.reverse();
+        runs
+    };
+    let pair = |t: &str, r: &str| (t.to_string(), r.to_string());
+    assert_eq!(
+        triggers("flaky"),
+        [
+            pair("operator", "error"),
+            pair("retry", "error"),
+            pair("retry", "ok")
+        ]
+    );
+    assert_eq!(
+        triggers("broken"),
+        [pair("operator", "error"), pair("retry", "error")]
+    );
+}

@@ -9,6 +9,8 @@ use super::exit;
 pub struct CheckReport {
     /// One line per problem: `file:line:col: message` or a job file's compile error.
     pub problems: Vec<String>,
+    /// One line per warning (`file:line:col: warning: message`): the file is valid.
+    pub warnings: Vec<String>,
     /// How many jobs the configuration has (0 when it could not be read).
     pub jobs: usize,
     /// Whether the configuration file itself was unreadable (exit code 2).
@@ -20,6 +22,19 @@ pub fn check(file: &std::path::Path) -> CheckReport {
     match config::load(file) {
         Ok(config) => CheckReport {
             problems: compile_all(&config),
+            warnings: config
+                .warnings
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{}:{}:{}: warning: {}",
+                        file.display(),
+                        w.line,
+                        w.column,
+                        w.message
+                    )
+                })
+                .collect(),
             jobs: config.jobs.len(),
             unreadable: false,
         },
@@ -28,11 +43,13 @@ pub fn check(file: &std::path::Path) -> CheckReport {
                 .iter()
                 .map(|p| format!("{}:{p}", file.display()))
                 .collect(),
+            warnings: Vec::new(),
             jobs: 0,
             unreadable: false,
         },
         Err(error @ ConfigError::Unreadable { .. }) => CheckReport {
             problems: vec![error.to_string()],
+            warnings: Vec::new(),
             jobs: 0,
             unreadable: true,
         },
@@ -63,6 +80,9 @@ fn compile_all(config: &Config) -> Vec<String> {
 /// Runs `jobtop check` and returns the exit code.
 pub fn run(file: &std::path::Path) -> u8 {
     let report = check(file);
+    for warning in &report.warnings {
+        say!("{warning}");
+    }
     if report.problems.is_empty() {
         say!(
             "{}: OK, {} job{}, every job file compiles",

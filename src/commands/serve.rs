@@ -76,6 +76,7 @@ pub fn run(file: &Path) -> u8 {
         }
     };
     let jobs = service.config.jobs.len();
+    let warnings = service.config.warnings.clone();
     let config = service.config.clone();
     let socket = crate::socket::path(&config.service.state_dir);
     let code = runtime.block_on(async move {
@@ -87,6 +88,9 @@ pub fn run(file: &Path) -> u8 {
             }
         };
         tracing::info!(pid = std::process::id(), jobs, "jobtop serve started");
+        for warning in &warnings {
+            tracing::warn!("{}: {warning}", file.display());
+        }
         match serve_signals(handle, &socket).await {
             Ok(()) => exit::OK,
             Err(e) => {

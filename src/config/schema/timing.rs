@@ -103,19 +103,22 @@ fn cron(check: &mut Checker, node: &Node, ctx: &str, zone: Option<Zone>) -> Opti
 /// `catch_up: latest | none | <duration>`.
 pub(super) fn catch_up(check: &mut Checker, node: &Node, ctx: &str) -> Option<CatchUp> {
     let scalar = node.scalar();
-    match scalar.map(|s| (s.text.as_str(), s.kind)) {
-        Some(("latest", _)) => Some(CatchUp::Latest),
-        Some(("none", _)) => Some(CatchUp::None),
-        Some((_, ScalarKind::Str | ScalarKind::Int(_))) => {
-            check.duration(node, "catch_up", ctx).map(CatchUp::Within)
+    let parsed = match scalar.map(|s| (s.text.as_str(), s.kind)) {
+        Some(("latest", _)) => return Some(CatchUp::Latest),
+        Some(("none", _)) => return Some(CatchUp::None),
+        Some((_, ScalarKind::Int(secs))) => u64::try_from(secs).ok().map(Duration::from_secs),
+        Some((text, ScalarKind::Str)) => crate::units::parse_duration(text).ok(),
+        _ => None,
+    };
+    match parsed {
+        Some(limit) if !limit.is_zero() && limit <= crate::units::MAX_DURATION => {
+            Some(CatchUp::Within(limit))
         }
         _ => {
+            let shown = scalar.map_or_else(|| node.describe(), |s| format!("{:?}", s.text));
             check.report(
                 node.pos,
-                format!(
-                    "catch_up {ctx} is {}: expected {EXPECT_CATCH_UP}",
-                    node.describe()
-                ),
+                format!("catch_up {ctx} is {shown}: expected {EXPECT_CATCH_UP}"),
             );
             None
         }
