@@ -44,6 +44,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// The job called `name`, or a message naming the file and the jobs it has.
+    ///
+    /// # Errors
+    /// When the file has no such job.
+    pub fn job(&self, name: &str) -> Result<&JobSpec, String> {
+        self.jobs
+            .iter()
+            .find(|j| j.name == name)
+            .ok_or_else(|| self.unknown_job(name))
+    }
+
+    /// `no job named "x" in jobs.yaml: expected one of a, b, c`.
+    pub fn unknown_job(&self, name: &str) -> String {
+        let names: Vec<&str> = self.jobs.iter().map(|j| j.name.as_str()).collect();
+        format!(
+            "no job named {name:?} in {}: expected one of {}",
+            self.file.display(),
+            names.join(", ")
+        )
+    }
+
     /// How a job file is named in messages: its path relative to the directory of `jobs.yaml`
     /// (`jobs/nightly.lua`), or the full path when it lies elsewhere.
     pub fn display_name(&self, path: &str) -> String {

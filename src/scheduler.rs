@@ -388,13 +388,10 @@ impl Scheduler {
     }
 
     fn find(&self, name: &str) -> Result<JobId, ActionError> {
-        self.by_name.get(name).copied().ok_or_else(|| {
-            ActionError(format!(
-                "no job named {name:?} in {}: expected one of {}",
-                self.config.file.display(),
-                self.job_names().join(", ")
-            ))
-        })
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| ActionError(self.config.unknown_job(name)))
     }
 
     fn internal(&mut self, message: SelfMessage) {

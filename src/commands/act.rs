@@ -20,17 +20,6 @@ use crate::socket::{self, client};
 use crate::state_dir;
 use crate::store::Store;
 
-fn find<'a>(config: &'a Config, name: &str) -> Result<&'a JobSpec, String> {
-    config.jobs.iter().find(|j| j.name == name).ok_or_else(|| {
-        let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-        format!(
-            "no job named {name:?} in {}: expected one of {}",
-            config.file.display(),
-            names.join(", ")
-        )
-    })
-}
-
 /// Runs an operator action: through the running service, else on the database; returns the
 /// exit code.
 pub fn run(file: &Path, verb: Verb, name: &str) -> u8 {
@@ -66,7 +55,7 @@ pub fn run(file: &Path, verb: Verb, name: &str) -> u8 {
 
 fn act(file: &Path, verb: Verb, name: &str) -> Result<(String, u8), (String, u8)> {
     let config = config::load(file).map_err(|e| (e.to_string(), exit::USAGE))?;
-    let spec = find(&config, name).map_err(|e| (e, exit::FAILED))?;
+    let spec = config.job(name).map_err(|e| (e, exit::FAILED))?;
     let dir = &config.service.state_dir;
     let _lock = state_dir::lock(dir, "cli").map_err(|e| (e.to_string(), exit::FAILED))?;
     let mut store = Store::open(&database_path(dir)).map_err(|e| (e.to_string(), exit::FAILED))?;

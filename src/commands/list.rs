@@ -168,13 +168,10 @@ pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
             return exit::FAILED;
         }
     };
-    if runs.is_empty() && !config.jobs.iter().any(|j| j.name == name) {
-        let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-        eprintln!(
-            "jobtop history: no job named {name:?} in {}: expected one of {}",
-            file.display(),
-            names.join(", ")
-        );
+    if runs.is_empty()
+        && let Err(unknown) = config.job(name)
+    {
+        eprintln!("jobtop history: {unknown}");
         return exit::FAILED;
     }
     let runs: Vec<RunSummary> = runs.iter().map(run_summary).collect();

@@ -17,14 +17,12 @@ pub fn run(file: &Path, name: &str, count: usize, from: Option<DateTime<Utc>>, j
             return exit::USAGE;
         }
     };
-    let Some(job) = config.jobs.iter().find(|j| j.name == name) else {
-        let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-        eprintln!(
-            "jobtop next: no job named {name:?} in {}: expected one of {}",
-            file.display(),
-            names.join(", ")
-        );
-        return exit::FAILED;
+    let job = match config.job(name) {
+        Ok(job) => job,
+        Err(unknown) => {
+            eprintln!("jobtop next: {unknown}");
+            return exit::FAILED;
+        }
     };
     let schedule = &job.schedule;
     let zone = schedule.zone();

@@ -35,10 +35,10 @@ impl Scheduler {
             return;
         };
         let effects = entry.apply(event, now);
-        self.carry_out(id, effects, now, caller);
+        self.carry_out(id, effects, caller);
     }
 
-    fn carry_out(&mut self, id: JobId, effects: Vec<Effect>, now: Now, mut caller: Option<Caller>) {
+    fn carry_out(&mut self, id: JobId, effects: Vec<Effect>, mut caller: Option<Caller>) {
         let mut committed = None;
         for effect in effects {
             match effect {
@@ -86,7 +86,6 @@ impl Scheduler {
                 Effect::Plan => self.to_plan.push(id),
             }
         }
-        let _ = now;
     }
 
     /// Arms the job's timer for `at`, or none; older timers of the job are stale from now on.
