@@ -5,9 +5,10 @@
 //! (as in a host call) for [`LONG_SLEEP`] — is moved aside: its thread leaves the core and a new
 //! core thread takes its place, so a job that loops until its timeout, sleeps, or waits on a
 //! slow server never holds back the jobs behind it. Aside threads run at the lowest priority
-//! (`SCHED_IDLE`). A monitor thread looks every [`LONG_RUN`] while runs wait and sleeps
+//! (`SCHED_IDLE`). A monitor thread looks at the core threads while runs wait and sleeps
 //! otherwise, so a run that finds a free worker costs no extra wake-up. Runs of jobs already
-//! known to be long go straight to aside threads. Threads are capped ([`MAX_THREADS`] in all);
+//! known to be long go straight to aside threads. A run handed over before its due time waits
+//! in the release timer (`release.rs`), never on a worker. Threads are capped ([`MAX_THREADS`] in all);
 //! an aside thread ends after it has been idle for [`ASIDE_IDLE`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -27,8 +28,10 @@ use crate::runtime::{JobRunner, RunOutcome, RunRequest, ScriptCache};
 use super::timers::JobId;
 
 mod monitor;
+mod release;
 
 use monitor::{lower_own_priority, thread_id};
+use release::Release;
 
 /// How long a run may hold a core thread while others wait before it is moved aside.
 pub const LONG_RUN: Duration = Duration::from_millis(2);
@@ -206,6 +209,7 @@ impl Shared {
                 self.leave(role);
                 return;
             };
+            // Released together with a run due a few microseconds before it: wait that out.
             let wait = work.start_at.saturating_duration_since(Instant::now());
             if !wait.is_zero() {
                 std::thread::sleep(wait);
@@ -273,16 +277,52 @@ impl Shared {
     }
 }
 
+/// The two queues the workers take runs from.
+#[derive(Clone)]
+struct Queues {
+    short: std_mpsc::Sender<Work>,
+    long: std_mpsc::Sender<Work>,
+}
+
+impl Queues {
+    /// Queues a run for a worker now. A job known to be long gets an aside thread (a new one
+    /// when none is idle, within the cap).
+    fn enqueue(&self, shared: &Arc<Shared>, work: Work) -> bool {
+        if !work.long {
+            shared.short_queued.fetch_add(1, Ordering::AcqRel);
+            if self.short.send(work).is_ok() {
+                if shared.busy.load(Ordering::Acquire) > 0 {
+                    shared.wake_monitor();
+                }
+                return true;
+            }
+            shared.short_queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        let mut counts = shared.counts();
+        counts.long_queued += 1;
+        let start_one = counts.long_queued > counts.idle_aside && counts.threads() < MAX_THREADS;
+        if start_one {
+            counts.aside += 1;
+        }
+        drop(counts);
+        if start_one {
+            shared.spawn(Role::Aside);
+        }
+        self.long.send(work).is_ok()
+    }
+}
+
 /// The threads and the queues that feed them.
 pub struct WorkerPool {
-    short: Option<std_mpsc::Sender<Work>>,
-    long: Option<std_mpsc::Sender<Work>>,
+    queues: Option<Queues>,
+    release: Arc<Release>,
     shared: Arc<Shared>,
 }
 
 impl WorkerPool {
-    /// Starts `count` core workers that send finished runs to `done`, and their monitor.
-    /// Must be called on a tokio runtime: the workers are its blocking threads.
+    /// Starts `count` core workers that send finished runs to `done`, their monitor and the
+    /// release timer. Must be called on a tokio runtime: the workers are its blocking threads.
     pub fn start(
         count: usize,
         cache: &Arc<ScriptCache>,
@@ -308,7 +348,7 @@ impl WorkerPool {
             done: done.clone(),
             runtime: Handle::current(),
         });
-        // A plain thread, not a blocking task: it lives as long as the pool, and a blocking
+        // Plain threads, not blocking tasks: they live as long as the pool, and a blocking
         // task that never ends would keep a paused test clock from advancing.
         let monitor = {
             let shared = shared.clone();
@@ -317,57 +357,51 @@ impl WorkerPool {
                 .spawn(move || shared.monitor())?
         };
         let _ = shared.monitor.set(monitor.thread().clone());
+        let queues = Queues { short, long };
+        let release = Arc::new(Release::default());
+        {
+            let (release, queues, shared) = (release.clone(), queues.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("jobtop-release".into())
+                .spawn(move || {
+                    release.run(|work| {
+                        queues.enqueue(&shared, work);
+                    });
+                })?;
+        }
         for _ in 0..core {
             shared.spawn(Role::Core);
         }
         Ok(WorkerPool {
-            short: Some(short),
-            long: Some(long),
+            queues: Some(queues),
+            release,
             shared,
         })
     }
 
-    /// Queues a run; it starts as soon as a worker is free. A job known to be long gets an
-    /// aside thread (a new one when none is idle, within the cap).
+    /// Hands a run to the pool: a worker takes it when it is due (the release timer holds a
+    /// run handed over early), and as soon as one is free.
     pub fn submit(&self, work: Work) -> bool {
-        if !work.long {
-            let Some(short) = &self.short else {
-                return false;
-            };
-            self.shared.short_queued.fetch_add(1, Ordering::AcqRel);
-            if short.send(work).is_ok() {
-                if self.shared.busy.load(Ordering::Acquire) > 0 {
-                    self.shared.wake_monitor();
-                }
-                return true;
-            }
-            self.shared.short_queued.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        let Some(long) = &self.long else {
+        let Some(queues) = &self.queues else {
             return false;
         };
-        let mut counts = self.shared.counts();
-        counts.long_queued += 1;
-        let start_one = counts.long_queued > counts.idle_aside && counts.threads() < MAX_THREADS;
-        if start_one {
-            counts.aside += 1;
+        if work.start_at > Instant::now() {
+            self.release.hold(work);
+            true
+        } else {
+            queues.enqueue(&self.shared, work)
         }
-        drop(counts);
-        if start_one {
-            self.shared.spawn(Role::Aside);
-        }
-        long.send(work).is_ok()
     }
 
     fn close(&mut self) {
         self.shared.counts().stopping = true;
         self.shared.wake_monitor();
-        self.short = None;
-        self.long = None;
+        self.release.stop();
+        self.queues = None;
     }
 
-    /// Lets the workers finish what they hold, then waits for them.
+    /// Lets the workers finish what they hold (runs still held for their time are released at
+    /// once), then waits for them.
     pub async fn stop(&mut self) {
         self.close();
         loop {

@@ -5,12 +5,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use super::{LONG_RUN, LONG_SLEEP, MAX_THREADS, Role, Shared};
 
 impl Shared {
-    /// The monitor's loop: while a core thread is busy, look every [`LONG_RUN`] for runs that
-    /// held their thread that long while others wait, and move them aside.
+    /// The monitor's loop: while runs wait, look at a core thread when its run has held it for
+    /// [`LONG_RUN`] (and, while it is being judged, every `LONG_RUN` after that), and move it
+    /// aside if it held it by its own doing. Short runs end before anyone looks: the monitor
+    /// reads the kernel's accounting only of a thread that held its core past the threshold.
     pub(super) fn monitor(self: &Arc<Shared>) {
         let mut seen = HashMap::new();
         loop {
@@ -23,13 +26,47 @@ impl Shared {
                 std::thread::park();
                 continue;
             }
-            std::thread::sleep(LONG_RUN);
+            match self.next_look(&seen) {
+                Some(at) => {
+                    std::thread::sleep(Duration::from_nanos(at.saturating_sub(self.nanos())));
+                }
+                // Runs wait but no core thread is busy: one is about to take them, and a core
+                // thread that starts a run while others wait wakes the monitor.
+                None => {
+                    std::thread::park();
+                    continue;
+                }
+            }
             if self.short_queued.load(Ordering::Acquire) > 0 {
                 self.move_long_runs_aside(&mut seen);
             } else {
                 seen.clear();
             }
         }
+    }
+
+    /// When the next core thread is worth a look (nanoseconds since the pool's epoch): the
+    /// first moment a busy one has held its core for [`LONG_RUN`], or `LONG_RUN` from now for one
+    /// being judged; `None` when no core thread is busy.
+    fn next_look(&self, seen: &HashMap<u64, Observation>) -> Option<u64> {
+        let now = self.nanos();
+        let long = u64::try_from(LONG_RUN.as_nanos()).unwrap_or(u64::MAX);
+        self.slots()
+            .iter()
+            .filter_map(|slot| {
+                let since = slot.busy_since.load(Ordering::Acquire);
+                if since == 0 {
+                    return None;
+                }
+                let tid = slot.tid.load(Ordering::Acquire);
+                let judged = seen.get(&tid).is_some_and(|o| o.busy_since == since);
+                Some(if judged {
+                    now + long
+                } else {
+                    (since - 1).saturating_add(long)
+                })
+            })
+            .min()
     }
 
     /// Moves aside the core threads whose run has held them for [`LONG_RUN`] by its own doing:
