@@ -127,7 +127,7 @@ pub struct JobGroup<'a> {
     pub count: usize,
     /// The job file, in `jobs/`.
     pub file: &'a str,
-    /// `interval:` as written.
+    /// `interval:` as written; a value with a space or `*` is written as `schedule:` instead.
     pub interval: &'a str,
     /// `timeout:` as written, if the group sets one.
     pub timeout: Option<&'a str>,
@@ -150,10 +150,15 @@ pub fn jobs_yaml(groups: &[JobGroup<'_>]) -> String {
     let mut yaml = String::from("service:\n  jobs_dir: jobs\n  state_dir: .jobtop\n\njobs:\n");
     for group in groups {
         for i in 0..group.count {
+            let when = if group.interval.contains([' ', '*', '@']) {
+                format!("schedule: \"{}\"", group.interval)
+            } else {
+                format!("interval: {}", group.interval)
+            };
             let _ = write!(
                 yaml,
-                "  - name: {}-{i:05}\n    path: {}\n    interval: {}\n",
-                group.prefix, group.file, group.interval
+                "  - name: {}-{i:05}\n    path: {}\n    {when}\n",
+                group.prefix, group.file
             );
             if let Some(timeout) = group.timeout {
                 let _ = writeln!(yaml, "    timeout: {timeout}");

@@ -63,6 +63,7 @@ async fn shutdown(handle: SchedulerHandle) {
 
 /// One scheduled run seen in a `Finished` event.
 struct Run {
+    name: String,
     scheduled: DateTime<Utc>,
     lateness_ms: f64,
 }
@@ -91,7 +92,7 @@ fn collect(
                             let late = run.started - run.scheduled;
                             #[allow(clippy::cast_precision_loss)]
                             let lateness_ms = late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e3;
-                            collected.runs.push(Run { scheduled: run.scheduled, lateness_ms });
+                            collected.runs.push(Run { name, scheduled: run.scheduled, lateness_ms });
                         }
                     }
                     Ok(_) => {}
@@ -105,7 +106,7 @@ fn collect(
     (stop, task)
 }
 
-fn lateness_of(runs: &[Run], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<f64> {
+fn lateness_of(runs: &[&Run], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<f64> {
     runs.iter()
         .filter(|r| r.scheduled >= from && r.scheduled < to)
         .map(|r| r.lateness_ms)
@@ -113,7 +114,7 @@ fn lateness_of(runs: &[Run], from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<f64>
 }
 
 /// The three seconds of the window whose latest start was the latest: where a tail comes from.
-fn report_worst_seconds(runs: &[Run], from: DateTime<Utc>, to: DateTime<Utc>) {
+fn report_worst_seconds(runs: &[&Run], from: DateTime<Utc>, to: DateTime<Utc>) {
     let mut worst: std::collections::BTreeMap<i64, (f64, usize)> =
         std::collections::BTreeMap::new();
     for run in runs
@@ -201,17 +202,10 @@ fn temp_config(groups: &[JobGroup<'_>]) -> (tempfile::TempDir, PathBuf) {
     (dir, file)
 }
 
-/// `jobs` trivial jobs every `interval` for `secs`: start lateness of every run, runs/s,
-/// CPU and memory. `loopers` jobs that loop until their 1 s timeout are added when asked;
-/// `spread` sets `service.spread`.
-pub async fn lateness(
-    key: &str,
-    jobs: usize,
-    interval: &str,
-    secs: u64,
-    loopers: usize,
-    spread: Option<&str>,
-) {
+/// `jobs` trivial jobs every `interval` (or on a cron expression) for `secs`: start lateness
+/// of every run, runs/s, CPU and memory. `loopers` jobs that loop until their 1 s timeout are
+/// added when asked.
+pub async fn lateness(key: &str, jobs: usize, interval: &str, secs: u64, loopers: usize) {
     let mut groups = vec![ok_jobs("job", jobs, interval)];
     // Added after the trivial jobs, so each of their due times comes just after theirs.
     if loopers > 0 {
@@ -223,13 +217,6 @@ pub async fn lateness(
             timeout: Some("1s"),
         });
     }
-    let (_dir, file) = temp_config(&groups);
-    if let Some(spread) = spread {
-        let yaml = std::fs::read_to_string(&file).expect("read jobs.yaml");
-        let yaml = yaml.replacen("service:\n", &format!("service:\n  spread: {spread}\n"), 1);
-        std::fs::write(&file, yaml).expect("write jobs.yaml");
-        println!("{key}: service.spread: {spread}");
-    }
     println!(
         "{key}: {jobs} trivial jobs every {interval}{} for {secs} s, history recorded",
         if loopers > 0 {
@@ -238,9 +225,36 @@ pub async fn lateness(
             String::new()
         }
     );
+    measure_groups(key, &groups, &[("job-", key)], secs).await;
+}
+
+/// Issue 12's mix: `each` calendar jobs on `*/10 * * * * *` beside `each` interval jobs every
+/// 10 s, with the lateness of each kind apart (compare with `interval-20k`, the same run rate
+/// of interval jobs alone).
+pub async fn calendar_mix(key: &str, each: usize, secs: u64) {
+    let groups = [
+        ok_jobs("job", each, "10s"),
+        ok_jobs("cal", each, "*/10 * * * * *"),
+    ];
+    println!("{key}: {each} calendar jobs (*/10 * * * * *) and {each} interval jobs (10 s) for {secs} s");
+    let interval_key = format!("{key}_interval");
+    let calendar_key = format!("{key}_calendar");
+    measure_groups(
+        key,
+        &groups,
+        &[("job-", interval_key.as_str()), ("cal-", calendar_key.as_str())],
+        secs,
+    )
+    .await;
+}
+
+/// Runs `groups` for `secs` and reports the lateness of the jobs of each `(prefix, key)`, and
+/// the CPU, memory and start-up of the whole under `key`.
+async fn measure_groups(key: &str, groups: &[JobGroup<'_>], kinds: &[(&'static str, &str)], secs: u64) {
+    let (_dir, file) = temp_config(groups);
     let rss_before = measure::rss_mib();
     let (handle, subscription, startup) = start(&file).await;
-    let (stop, collector) = collect(subscription.events, "job-");
+    let (stop, collector) = collect(subscription.events, "");
     let subscription_snapshot = subscription.snapshot;
     let (runs_before, _) = total_runs(&subscription_snapshot);
     let (from, cpu0, clock) = (Utc::now(), measure::cpu_time(), Instant::now());
@@ -252,23 +266,24 @@ pub async fn lateness(
     let _ = stop.send(());
     let collected = collector.await.expect("collector");
     let (runs_after, skips) = total_runs(&final_snapshot);
-    let mut late = lateness_of(&collected.runs, from, to);
-    // A due time skipped because the job's previous run had not even started is a run that
-    // never started: it counts as infinitely late.
-    let never = skips_of(&final_snapshot, "job-") - skips_of(&subscription_snapshot, "job-");
-    if never > 0 {
-        println!(
-            "  {never} due runs of the trivial jobs never started (their previous run was still queued): counted as infinitely late"
-        );
-        late.extend(std::iter::repeat_n(
-            f64::INFINITY,
-            usize::try_from(never).unwrap_or(0),
-        ));
+    for (prefix, kind_key) in kinds {
+        let runs: Vec<&Run> = collected.runs.iter().filter(|r| r.name.starts_with(prefix)).collect();
+        let mut late = lateness_of(&runs, from, to);
+        // A due time skipped because the job's previous run had not even started is a run that
+        // never started: it counts as infinitely late.
+        let never =
+            skips_of(&final_snapshot, prefix) - skips_of(&subscription_snapshot, prefix);
+        if never > 0 {
+            println!(
+                "  {never} due runs of {prefix}* never started (their previous run was still queued): counted as infinitely late"
+            );
+            late.extend(std::iter::repeat_n(f64::INFINITY, usize::try_from(never).unwrap_or(0)));
+        }
+        #[allow(clippy::cast_precision_loss)]
+        result(&format!("{kind_key}_never_started"), never as f64);
+        Percentiles::of(&mut late).report(&format!("start lateness of {prefix}*"), kind_key);
+        report_worst_seconds(&runs, from, to);
     }
-    #[allow(clippy::cast_precision_loss)]
-    result(&format!("{key}_never_started"), never as f64);
-    Percentiles::of(&mut late).report("start lateness", key);
-    report_worst_seconds(&collected.runs, from, to);
     if collected.lagged > 0 {
         println!(
             "  (the collector lagged and missed {} events)",
@@ -428,7 +443,7 @@ pub async fn reload(key: &str, jobs: usize, interval: &str, secs_each_side: u64)
     );
     result(&format!("{key}_ms"), took.as_secs_f64() * 1e3);
     let around = chrono::Duration::from_std(period).expect("interval");
-    let mut near = lateness_of(&collected.runs, asked - around, answered + around);
+    let mut near = lateness_of(&collected.runs.iter().collect::<Vec<_>>(), asked - around, answered + around);
     let near = Percentiles::of(&mut near);
     shutdown(handle).await;
     // A missed run shows as a gap of more than one interval between the due times a job's
