@@ -37,8 +37,8 @@ pub struct Config {
     pub base_dir: PathBuf,
     /// The `service:` section.
     pub service: ServiceConfig,
-    /// The jobs, in file order.
-    pub jobs: Vec<JobSpec>,
+    /// The jobs, in file order; shared with the scheduler's table, not copied into it.
+    pub jobs: Vec<std::sync::Arc<JobSpec>>,
     /// What `check` points out without refusing the file (deprecated keys, risky settings).
     pub warnings: Vec<Problem>,
 }
@@ -52,6 +52,7 @@ impl Config {
         self.jobs
             .iter()
             .find(|j| j.name == name)
+            .map(|j| &**j)
             .ok_or_else(|| self.unknown_job(name))
     }
 

@@ -35,7 +35,7 @@ impl Zone {
     pub fn name(self) -> String {
         match self {
             Zone::Named(tz) => tz.name().to_string(),
-            Zone::System => iana_time_zone::get_timezone().unwrap_or_else(|_| "local".into()),
+            Zone::System => system_zone_name().to_string(),
         }
     }
 
@@ -64,6 +64,13 @@ impl fmt::Display for Zone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name())
     }
+}
+
+/// The system zone's IANA name, read once: asking the system reads `/etc/localtime`, and rows
+/// are built with it at every change of a job.
+fn system_zone_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| iana_time_zone::get_timezone().unwrap_or_else(|_| "local".into()))
 }
 
 /// What is wrong with a cron expression.

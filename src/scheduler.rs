@@ -159,7 +159,7 @@ pub fn start(
     let specs = scheduler.config.jobs.clone();
     for spec in specs {
         let state = states.get(&spec.name);
-        scheduler.add_job(Arc::new(spec), state, true);
+        scheduler.add_job(spec, state, true);
     }
     let names = scheduler.job_names();
     scheduler.record(Record::Configured(names));

@@ -146,7 +146,13 @@ const SCENARIOS: &[Scenario] = &[
         name: "calendar-mix",
         about: "10,000 calendar jobs (*/10 * * * * *) beside 10,000 interval jobs (10 s)",
         quick: false,
-        run: |full| block_on(sched::calendar_mix("calendar_mix", 10_000, if full { 60 } else { 30 })),
+        run: |full| {
+            block_on(sched::calendar_mix(
+                "calendar_mix",
+                10_000,
+                if full { 60 } else { 30 },
+            ))
+        },
     },
     Scenario {
         name: "interval-20k",
@@ -516,7 +522,10 @@ const TARGETS: &[Target] = &[
         baseline: Some("interval_20k_p99_ms"),
         lower_is_better: false,
         goal: "no worse than interval jobs alone",
-        met: |v, m| m.get("interval_20k_p99_ms").is_some_and(|alone| v <= alone.max(0.5) * 1.5),
+        met: |v, m| {
+            m.get("interval_20k_p99_ms")
+                .is_some_and(|alone| v <= alone.max(0.5) * 1.5)
+        },
     },
     Target {
         figure: "calendar mix: CPU per run",
@@ -525,7 +534,10 @@ const TARGETS: &[Target] = &[
         baseline: Some("interval_20k_cpu_per_run_us"),
         lower_is_better: false,
         goal: "no worse than interval jobs alone",
-        met: |v, m| m.get("interval_20k_cpu_per_run_us").is_some_and(|alone| v <= alone * 1.2),
+        met: |v, m| {
+            m.get("interval_20k_cpu_per_run_us")
+                .is_some_and(|alone| v <= alone * 1.2)
+        },
     },
 ];
 

@@ -236,13 +236,18 @@ pub async fn calendar_mix(key: &str, each: usize, secs: u64) {
         ok_jobs("job", each, "10s"),
         ok_jobs("cal", each, "*/10 * * * * *"),
     ];
-    println!("{key}: {each} calendar jobs (*/10 * * * * *) and {each} interval jobs (10 s) for {secs} s");
+    println!(
+        "{key}: {each} calendar jobs (*/10 * * * * *) and {each} interval jobs (10 s) for {secs} s"
+    );
     let interval_key = format!("{key}_interval");
     let calendar_key = format!("{key}_calendar");
     measure_groups(
         key,
         &groups,
-        &[("job-", interval_key.as_str()), ("cal-", calendar_key.as_str())],
+        &[
+            ("job-", interval_key.as_str()),
+            ("cal-", calendar_key.as_str()),
+        ],
         secs,
     )
     .await;
@@ -250,7 +255,12 @@ pub async fn calendar_mix(key: &str, each: usize, secs: u64) {
 
 /// Runs `groups` for `secs` and reports the lateness of the jobs of each `(prefix, key)`, and
 /// the CPU, memory and start-up of the whole under `key`.
-async fn measure_groups(key: &str, groups: &[JobGroup<'_>], kinds: &[(&'static str, &str)], secs: u64) {
+async fn measure_groups(
+    key: &str,
+    groups: &[JobGroup<'_>],
+    kinds: &[(&'static str, &str)],
+    secs: u64,
+) {
     let (_dir, file) = temp_config(groups);
     let rss_before = measure::rss_mib();
     let (handle, subscription, startup) = start(&file).await;
@@ -267,17 +277,23 @@ async fn measure_groups(key: &str, groups: &[JobGroup<'_>], kinds: &[(&'static s
     let collected = collector.await.expect("collector");
     let (runs_after, skips) = total_runs(&final_snapshot);
     for (prefix, kind_key) in kinds {
-        let runs: Vec<&Run> = collected.runs.iter().filter(|r| r.name.starts_with(prefix)).collect();
+        let runs: Vec<&Run> = collected
+            .runs
+            .iter()
+            .filter(|r| r.name.starts_with(prefix))
+            .collect();
         let mut late = lateness_of(&runs, from, to);
         // A due time skipped because the job's previous run had not even started is a run that
         // never started: it counts as infinitely late.
-        let never =
-            skips_of(&final_snapshot, prefix) - skips_of(&subscription_snapshot, prefix);
+        let never = skips_of(&final_snapshot, prefix) - skips_of(&subscription_snapshot, prefix);
         if never > 0 {
             println!(
                 "  {never} due runs of {prefix}* never started (their previous run was still queued): counted as infinitely late"
             );
-            late.extend(std::iter::repeat_n(f64::INFINITY, usize::try_from(never).unwrap_or(0)));
+            late.extend(std::iter::repeat_n(
+                f64::INFINITY,
+                usize::try_from(never).unwrap_or(0),
+            ));
         }
         #[allow(clippy::cast_precision_loss)]
         result(&format!("{kind_key}_never_started"), never as f64);
@@ -443,7 +459,11 @@ pub async fn reload(key: &str, jobs: usize, interval: &str, secs_each_side: u64)
     );
     result(&format!("{key}_ms"), took.as_secs_f64() * 1e3);
     let around = chrono::Duration::from_std(period).expect("interval");
-    let mut near = lateness_of(&collected.runs.iter().collect::<Vec<_>>(), asked - around, answered + around);
+    let mut near = lateness_of(
+        &collected.runs.iter().collect::<Vec<_>>(),
+        asked - around,
+        answered + around,
+    );
     let near = Percentiles::of(&mut near);
     shutdown(handle).await;
     // A missed run shows as a gap of more than one interval between the due times a job's

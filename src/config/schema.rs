@@ -20,7 +20,7 @@ const TOP_KEYS: &[&str] = &["service", "jobs"];
 const EXPECT_TOP: &str = "a mapping with a `jobs` list";
 
 /// What a valid file gives: the service settings, the jobs, and the warnings.
-type Valid = (ServiceConfig, Vec<JobSpec>, Vec<Problem>);
+type Valid = (ServiceConfig, Vec<std::sync::Arc<JobSpec>>, Vec<Problem>);
 
 /// Validates the document; the service settings, jobs and warnings when there is no problem
 /// at all.
@@ -66,7 +66,7 @@ pub(super) fn validate(
             };
             for (index, item) in items.iter().enumerate() {
                 if let Some(job) = job(&mut check, index, item, &source, &context, &mut names) {
-                    jobs.push(job);
+                    jobs.push(std::sync::Arc::new(job));
                 }
             }
         }

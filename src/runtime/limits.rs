@@ -75,9 +75,20 @@ impl RunControl {
 
 /// One thread for all runs that sets `Timeout` on runs whose deadline has passed.
 struct Watchdog {
-    deadlines: Mutex<BTreeMap<(Instant, u64), RunControl>>,
+    deadlines: Mutex<Deadlines>,
     wake: Condvar,
     next_id: AtomicU64,
+}
+
+/// The armed deadlines, and when the watchdog thread wakes next.
+#[derive(Default)]
+struct Deadlines {
+    armed: BTreeMap<(Instant, u64), RunControl>,
+    /// When the thread's sleep ends; `None` while it sleeps with nothing armed. A deadline
+    /// armed later than this needs no wake-up: the thread looks then anyway. (A disarmed
+    /// deadline leaves the sleep as it is: one wake-up per timeout span at most, not two per
+    /// run.)
+    wakes_at: Option<Instant>,
 }
 
 /// Keeps a deadline armed; dropping it (when the run ends) disarms it.
@@ -91,6 +102,7 @@ impl Drop for DeadlineGuard {
             dog.deadlines
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
+                .armed
                 .remove(&key);
         }
     }
@@ -106,10 +118,10 @@ pub fn arm_deadline(deadline: Instant, control: &RunControl) -> std::io::Result<
     let dog = watchdog()?;
     let key = (deadline, dog.next_id.fetch_add(1, Ordering::Relaxed));
     let mut deadlines = dog.deadlines.lock().unwrap_or_else(PoisonError::into_inner);
-    let is_earliest = deadlines.keys().next().is_none_or(|first| key < *first);
-    deadlines.insert(key, control.clone());
+    let sooner = deadlines.wakes_at.is_none_or(|at| deadline < at);
+    deadlines.armed.insert(key, control.clone());
     drop(deadlines);
-    if is_earliest {
+    if sooner {
         dog.wake.notify_one();
     }
     Ok(DeadlineGuard { key: Some(key) })
@@ -118,7 +130,7 @@ pub fn arm_deadline(deadline: Instant, control: &RunControl) -> std::io::Result<
 fn watchdog() -> std::io::Result<&'static Watchdog> {
     static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
     let dog = WATCHDOG.get_or_init(|| Watchdog {
-        deadlines: Mutex::new(BTreeMap::new()),
+        deadlines: Mutex::new(Deadlines::default()),
         wake: Condvar::new(),
         next_id: AtomicU64::new(0),
     });
@@ -141,14 +153,16 @@ fn watch(dog: &Watchdog) {
     let mut deadlines = dog.deadlines.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
         let now = Instant::now();
-        while let Some(entry) = deadlines.first_entry() {
+        while let Some(entry) = deadlines.armed.first_entry() {
             if entry.key().0 > now {
                 break;
             }
             entry.remove().stop(StopReason::Timeout);
         }
-        deadlines = match deadlines.keys().next() {
-            Some(&(at, _)) => {
+        let next = deadlines.armed.keys().next().map(|&(at, _)| at);
+        deadlines.wakes_at = next;
+        deadlines = match next {
+            Some(at) => {
                 dog.wake
                     .wait_timeout(deadlines, at.saturating_duration_since(now))
                     .unwrap_or_else(PoisonError::into_inner)

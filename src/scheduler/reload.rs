@@ -154,7 +154,7 @@ impl Scheduler {
                     None if known.contains(&name) => self.stored_state(&name),
                     None => None,
                 };
-                let id = self.add_job(Arc::new(spec.clone()), state.as_ref(), false);
+                let id = self.add_job(spec.clone(), state.as_ref(), false);
                 self.order.pop();
                 order.push(id);
                 summary.added.push(name);
@@ -167,7 +167,7 @@ impl Scheduler {
             };
             // A new jobs_dir renames every file in messages, changed entry or not.
             entry.display_name = display;
-            let changed = *entry.spec != *spec;
+            let changed = *entry.spec != **spec;
             let was_stopped = entry.status == Status::Stopped;
             let spec = if changed {
                 entry.grants = Arc::new(crate::runtime::JobGrants::for_job(
@@ -175,7 +175,7 @@ impl Scheduler {
                     Some(self.state_store.clone()),
                 ));
                 summary.changed.push(name.clone());
-                Arc::new(spec.clone())
+                spec.clone()
             } else {
                 entry.spec.clone()
             };

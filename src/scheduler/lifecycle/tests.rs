@@ -36,7 +36,7 @@ fn utc(text: &str) -> DateTime<Utc> {
 fn case_with(keys: &str, state: Option<JobState>) -> Case {
     let yaml = format!("jobs:\n  - name: j\n    path: j.lua\n{keys}");
     let config = crate::config::parse(Path::new("/srv/jobs.yaml"), &yaml).unwrap();
-    let spec = Arc::new(config.jobs[0].clone());
+    let spec = config.jobs[0].clone();
     let grants = Arc::new(JobGrants::for_job(&spec, None));
     Case {
         entry: JobEntry::new(spec, "jobs/j.lua".into(), grants, state.as_ref()),

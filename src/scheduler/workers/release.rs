@@ -94,7 +94,11 @@ impl Release {
             match queue.heap.peek().map(|Reverse(w)| w.at) {
                 None if stopping => return,
                 None => {
-                    drop(self.alarm.wait(queue).unwrap_or_else(PoisonError::into_inner));
+                    drop(
+                        self.alarm
+                            .wait(queue)
+                            .unwrap_or_else(PoisonError::into_inner),
+                    );
                     continue;
                 }
                 Some(at) if !stopping && at > Instant::now() => {
