@@ -35,15 +35,23 @@ use crate::store::{JobState, RunRecord, Store};
 use rustc_hash::FxHashMap;
 
 pub use lifecycle::SLEEP_FOR;
-use lifecycle::{EARLY, Event, Now};
+use lifecycle::{Event, Now};
 use recorder::{Offer, Record, Recorder};
 use table::JobEntry;
 use timers::{JobId, TimerQueue};
-use workers::{Done, WorkerPool};
+use workers::{Finished, WorkerPool};
 
 /// A wall-clock change at least this large between two wake-ups is a step (an NTP step, a
 /// manual change), which calendar jobs follow; smaller ones are the clocks' ordinary drift.
 const CLOCK_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// The scheduler wakes this long before the first batched timer ([`timers`])...
+const HAND_OVER_MIN: Duration = Duration::from_millis(10);
+
+/// ...and hands out every run due within this much of its wake-up, so runs due close together
+/// cost it one wake-up per window between the two. The pool's release timer starts each at its
+/// due time.
+const HAND_OVER_MAX: Duration = Duration::from_millis(30);
 
 /// How many events a subscriber may fall behind before it must take a new snapshot.
 const EVENT_BUFFER: usize = 16_384;
@@ -123,8 +131,8 @@ pub fn start(
         events.clone(),
     )?;
     let cache = Arc::new(ScriptCache::new());
-    let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let pool = WorkerPool::start(config.service.workers, &cache, &done_tx)?;
+    let finished = Arc::new(Finished::default());
+    let pool = WorkerPool::start(config.service.workers, &cache, &finished)?;
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let state_store: Arc<dyn StateStore> =
         Arc::new(SqliteState::new(database_path(&config.service.state_dir)));
@@ -138,6 +146,7 @@ pub fn start(
         timers: TimerQueue::default(),
         to_plan: Vec::new(),
         pool,
+        finished,
         recorder,
         outbox: VecDeque::new(),
         recorder_thread: Some(recorder_thread),
@@ -163,7 +172,7 @@ pub fn start(
     }
     let names = scheduler.job_names();
     scheduler.record(Record::Configured(names));
-    let task = tokio::spawn(scheduler.serve(commands_rx, done_rx, internal_rx));
+    let task = tokio::spawn(scheduler.serve(commands_rx, internal_rx));
     Ok(SchedulerHandle {
         client: Client::new(commands_tx),
         task,
@@ -195,6 +204,8 @@ struct Scheduler {
     /// Calendar jobs that fired in this batch: their next firing is worked out after it.
     to_plan: Vec<JobId>,
     pool: WorkerPool,
+    /// Runs the workers finished, taken at every wake-up.
+    finished: Arc<Finished>,
     recorder: Recorder,
     /// Records that did not fit in the recorder's queue, oldest first.
     outbox: VecDeque<Record>,
@@ -217,12 +228,17 @@ impl Scheduler {
     async fn serve(
         mut self,
         mut commands: mpsc::Receiver<SchedulerCommand>,
-        mut done: mpsc::UnboundedReceiver<Done>,
         mut internal: mpsc::UnboundedReceiver<SelfMessage>,
     ) {
         let mut commands_open = true;
         let recorder = self.recorder.clone();
+        let finished = self.finished.clone();
+        let mut done = Vec::new();
         loop {
+            finished.take(&mut done);
+            for run in done.drain(..) {
+                self.finish(run);
+            }
             if self.shutdown.is_some() && self.running == 0 {
                 break;
             }
@@ -230,18 +246,24 @@ impl Scheduler {
             // pile up); due runs wait and then run once, as after any stall.
             let next_due = self
                 .timers
-                .next_due()
-                .filter(|_| self.outbox.len() < OUTBOX_LIMIT)
-                .map(|due| due.checked_sub(EARLY).unwrap_or(due));
+                .next_wake(HAND_OVER_MIN)
+                .filter(|_| self.outbox.len() < OUTBOX_LIMIT);
             let abort_at = self
                 .shutdown
                 .as_ref()
                 .filter(|s| !s.aborted)
                 .map(|s| s.abort_at);
             self.notice_clock_step();
+            let wakes_at = match (next_due, abort_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if !finished.sleep(wakes_at.map(Instant::into_std)) {
+                continue;
+            }
             tokio::select! {
                 biased;
-                Some(finished) = done.recv() => self.finish(finished),
+                () = finished.woken() => {}
                 command = commands.recv(), if commands_open => match command {
                     Some(command) => self.command(command),
                     None => {
@@ -346,19 +368,20 @@ impl Scheduler {
         id
     }
 
-    /// Hands out every run due by now (up to [`EARLY`] ahead), then plans the calendar jobs
-    /// that fired.
+    /// Hands out every run due within [`HAND_OVER_MAX`], then plans the calendar jobs that
+    /// fired.
     fn fire_due(&mut self) {
         // A step since the loop last looked must reach the jobs before their timers do.
         self.notice_clock_step();
         let now = self.now();
-        while let Some(timer) = self.timers.pop_due(now.mono + EARLY) {
+        while let Some(timer) = self.timers.pop_due(now.mono, HAND_OVER_MAX) {
             let live = self
                 .jobs
                 .get(&timer.job)
                 .is_some_and(|e| e.timer_generation == timer.generation);
             if live {
-                self.apply(timer.job, Event::Timer, now);
+                let ahead = HAND_OVER_MAX;
+                self.apply(timer.job, Event::Timer { ahead }, now);
             }
         }
         let now = self.now();

@@ -78,7 +78,7 @@ fn every_shipped_job_runs() {
     assert_eq!(v["result"], "error");
     let error = v["error"].as_str().unwrap();
     assert!(
-        error.starts_with("jobs/flaky_api.lua:7: upstream API answered 503"),
+        error.starts_with("jobs/flaky_api.lua:9: upstream API answered 503"),
         "{error}"
     );
     let out = jobtop(&[

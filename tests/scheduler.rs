@@ -17,9 +17,10 @@ use jobtop::control::{JobEvent, Verb};
 use jobtop::job::{RunResult, Status};
 use jobtop::store::Store;
 
-/// The scheduler hands a run to a worker up to 2 ms before it is due, and the worker waits out
-/// the rest on the real clock, which this paused clock cannot show: checks stop short of that.
-const SHORT: Duration = Duration::from_millis(3);
+/// The scheduler hands a run to the pool up to 30 ms before it is due, and the pool's release
+/// timer waits out the rest on the real clock, which this paused clock cannot show: checks stop
+/// short of that.
+const SHORT: Duration = Duration::from_millis(40);
 
 fn one_job(name: &str, file: &str, extra: &str) -> String {
     format!("jobs:\n  - name: {name}\n    path: {file}\n{extra}")

@@ -151,7 +151,7 @@ const SCENARIOS: &[Scenario] = &[
                 "calendar_mix",
                 10_000,
                 if full { 60 } else { 30 },
-            ))
+            ));
         },
     },
     Scenario {

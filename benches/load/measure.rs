@@ -40,6 +40,39 @@ pub fn cpu_time() -> Duration {
     cpu_time_of("self", false)
 }
 
+/// What this process has used so far, all its threads (ended ones too).
+#[derive(Clone, Copy)]
+pub struct Usage {
+    /// User and system CPU time.
+    pub cpu: Duration,
+    /// Times a thread gave up its core to wait (a sleep, a lock, a read): each is a wake-up.
+    pub waits: u64,
+}
+
+impl std::ops::Sub for Usage {
+    type Output = Usage;
+    fn sub(self, earlier: Usage) -> Usage {
+        Usage {
+            cpu: self.cpu.saturating_sub(earlier.cpu),
+            waits: self.waits.saturating_sub(earlier.waits),
+        }
+    }
+}
+
+/// `getrusage(RUSAGE_SELF)`.
+pub fn usage() -> Usage {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let time = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec().try_into().unwrap_or(0))
+            + Duration::from_micros(t.tv_usec().try_into().unwrap_or(0))
+    };
+    Usage {
+        cpu: time(usage.user_time()) + time(usage.system_time()),
+        waits: usage.voluntary_context_switches().try_into().unwrap_or(0),
+    }
+}
+
 /// A `VmRSS`/`VmHWM`-style line of `/proc/PID/status`, in MiB.
 pub fn status_mib_of(pid: &str, key: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

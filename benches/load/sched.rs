@@ -166,7 +166,14 @@ fn report_startup(startup: &Startup, key: &str) {
     result(&format!("{key}_load_ms"), ms(startup.load));
 }
 
-fn report_cpu(cpu: Duration, wall: Duration, runs: u64, key: &str) {
+fn report_cpu(used: measure::Usage, wall: Duration, runs: u64, key: &str) {
+    let cpu = used.cpu;
+    #[allow(clippy::cast_precision_loss)]
+    let waits_per_run = if runs == 0 {
+        0.0
+    } else {
+        used.waits as f64 / runs as f64
+    };
     let percent = cpu.as_secs_f64() / wall.as_secs_f64() * 100.0;
     #[allow(clippy::cast_precision_loss)]
     let per_run_us = if runs == 0 {
@@ -184,6 +191,8 @@ fn report_cpu(cpu: Duration, wall: Duration, runs: u64, key: &str) {
     result(&format!("{key}_runs_per_s"), runs_per_sec);
     result(&format!("{key}_cpu_percent"), percent);
     result(&format!("{key}_cpu_per_run_us"), per_run_us);
+    println!("  thread wake-ups (voluntary context switches): {waits_per_run:.2} per run");
+    result(&format!("{key}_wakeups_per_run"), waits_per_run);
 }
 
 fn report_memory(rss_before: f64, key: &str) {
@@ -267,9 +276,9 @@ async fn measure_groups(
     let (stop, collector) = collect(subscription.events, "");
     let subscription_snapshot = subscription.snapshot;
     let (runs_before, _) = total_runs(&subscription_snapshot);
-    let (from, cpu0, clock) = (Utc::now(), measure::cpu_time(), Instant::now());
+    let (from, cpu0, clock) = (Utc::now(), measure::usage(), Instant::now());
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (to, cpu, wall) = (Utc::now(), measure::cpu_time() - cpu0, clock.elapsed());
+    let (to, cpu, wall) = (Utc::now(), measure::usage() - cpu0, clock.elapsed());
     // Runs due in the last second may not have started yet: leave them out.
     let to = to - chrono::Duration::seconds(1);
     let final_snapshot = subscribe(&handle).await.snapshot;
@@ -326,7 +335,7 @@ pub async fn throughput(key: &str, jobs: usize, interval: &str, secs: u64) {
     println!(
         "{key}: {jobs} trivial jobs every {interval} (more than the workers can run), {secs} s, history recorded"
     );
-    let (cpu_start, start_clock) = (measure::cpu_time(), Instant::now());
+    let (cpu_start, start_clock) = (measure::usage(), Instant::now());
     let (handle, subscription, _) = start(&file).await;
     drop(subscription.events);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -339,7 +348,7 @@ pub async fn throughput(key: &str, jobs: usize, interval: &str, secs: u64) {
     let flush_clock = Instant::now();
     shutdown(handle).await;
     let flush = flush_clock.elapsed();
-    let (cpu, wall) = (measure::cpu_time() - cpu_start, start_clock.elapsed());
+    let (cpu, wall) = (measure::usage() - cpu_start, start_clock.elapsed());
     #[allow(clippy::cast_precision_loss)]
     let started_per_sec = (runs1 - runs0) as f64 / window.as_secs_f64();
     println!(
@@ -411,9 +420,9 @@ pub async fn idle(key: &str, jobs: usize, secs: u64) {
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (runs0, _) = total_runs(&subscribe(&handle).await.snapshot);
-    let (cpu0, clock) = (measure::cpu_time(), Instant::now());
+    let (cpu0, clock) = (measure::usage(), Instant::now());
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (cpu, wall) = (measure::cpu_time() - cpu0, clock.elapsed());
+    let (cpu, wall) = (measure::usage() - cpu0, clock.elapsed());
     let (runs1, _) = total_runs(&subscribe(&handle).await.snapshot);
     let _ = stop.send(());
     let frames = dashboard.await.expect("dashboard");

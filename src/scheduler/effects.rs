@@ -42,7 +42,8 @@ impl Scheduler {
         let mut committed = None;
         for effect in effects {
             match effect {
-                Effect::Arm(at) => self.arm(id, Some(at)),
+                Effect::Arm(at) => self.arm(id, Some((at, false))),
+                Effect::Recheck(at) => self.arm(id, Some((at, true))),
                 Effect::Disarm => self.arm(id, None),
                 Effect::Dispatch {
                     run_id,
@@ -88,23 +89,29 @@ impl Scheduler {
         }
     }
 
-    /// Arms the job's timer for `at`, or none; older timers of the job are stale from now on.
-    fn arm(&mut self, id: JobId, at: Option<tokio::time::Instant>) {
+    /// Arms the job's timer for `at` (exact or batched), or none; older timers of the job are
+    /// stale from now on.
+    fn arm(&mut self, id: JobId, at: Option<(tokio::time::Instant, bool)>) {
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
         };
         entry.timer_generation += 1;
-        let Some(due) = at else {
+        let Some((due, exact)) = at else {
             return;
         };
         if self.shutdown.is_some() {
             return;
         }
-        self.timers.push(Timer {
+        let timer = Timer {
             due,
             job: id,
             generation: entry.timer_generation,
-        });
+        };
+        if exact {
+            self.timers.push_exact(timer);
+        } else {
+            self.timers.push(timer);
+        }
         if self.timers.len() > 4 * self.jobs.len() + 1024 {
             let jobs = &self.jobs;
             self.timers.retain(|t| {
@@ -143,7 +150,8 @@ impl Scheduler {
             log_sink,
             grants: entry.grants.clone(),
         };
-        // Due within `EARLY`: the worker waits out the rest (on the real clock).
+        // Handed over before its due time: the release timer waits out the rest (on the real
+        // clock).
         let start_at = std::time::Instant::now()
             + start_at.saturating_duration_since(tokio::time::Instant::now());
         // Known to be long: its last run timed out or took long enough that a wait for a CPU

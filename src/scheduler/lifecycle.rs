@@ -23,8 +23,9 @@ use crate::job::{RunResult, SkipReason, Status, Trigger};
 use crate::runtime::RunControl;
 use crate::store::{RunRecord, Skip};
 
-/// How long before a due time the scheduler hands a run to a worker, which waits out the rest
-/// on a precise sleep (the async timer wakes a millisecond or so after its deadline).
+/// A firing whose due time is this close counts as come: the async timer wakes a millisecond
+/// or so after its deadline, so a decision that waits for the due time (an exact timer) is
+/// made this much before it, and the pool's release timer starts the run on time.
 pub const EARLY: Duration = Duration::from_millis(2);
 
 /// How late a firing may be handled and still count as on time; later, it was missed (the
@@ -103,8 +104,12 @@ pub enum Event {
         /// Whether the service is starting.
         at_start: bool,
     },
-    /// The job's timer came.
-    Timer,
+    /// The job's timer came: hand out what is due within `ahead` (the pool's release timer
+    /// starts each run at its due time).
+    Timer {
+        /// How far ahead of now the scheduler hands runs over in this wake-up.
+        ahead: Duration,
+    },
     /// A batch of due runs was handed out: work out the next calendar firing (kept off the
     /// hand-off path, where every job due at once waits for the others).
     Plan,
@@ -158,8 +163,13 @@ pub enum Durable {
 /// What the actor must do, in order.
 #[derive(Debug)]
 pub enum Effect {
-    /// Arm the job's timer for this instant (replacing any armed one).
+    /// Arm the job's timer for this instant (replacing any armed one): a batched timer, which
+    /// may come up to the scheduler's hand-over window early.
     Arm(Instant),
+    /// Arm the job's timer for exactly this instant (replacing any armed one): a decision that
+    /// depends on whether a run is still going is made no earlier than [`EARLY`] before its
+    /// due time.
+    Recheck(Instant),
     /// The job has no timer now.
     Disarm,
     /// Hand a run to the worker pool.
@@ -172,7 +182,7 @@ pub enum Effect {
         scheduled: DateTime<Utc>,
         /// Who asked.
         trigger: Trigger,
-        /// When to start it (a run handed over up to [`EARLY`] before its due time waits).
+        /// When to start it (a run handed over before its due time waits for it).
         start_at: Instant,
     },
     /// Abort the run in progress (an operator cancelled the job).
@@ -204,7 +214,7 @@ impl JobEntry {
         let mut effects = Vec::new();
         match event {
             Event::Schedule { at_start } => self.on_schedule(at_start, now, &mut effects),
-            Event::Timer => self.on_timer(now, &mut effects),
+            Event::Timer { ahead } => self.on_timer(ahead, now, &mut effects),
             Event::Plan => self.on_plan(now, &mut effects),
             Event::Finished { run_id, ended } => self.on_finished(run_id, ended, now, &mut effects),
             Event::Activate => self.on_activate(now, &mut effects),
@@ -245,10 +255,11 @@ impl JobEntry {
         let run_id = self.next_run_id;
         self.next_run_id += 1;
         let control = RunControl::new();
+        let start_at = due.max(now.mono);
         self.running = Some(Running {
             run_id,
             control: control.clone(),
-            since: now.wall,
+            since: now.wall_of(start_at),
             trigger,
             aborting: false,
         });
@@ -257,7 +268,7 @@ impl JobEntry {
             control,
             scheduled,
             trigger,
-            start_at: due.max(now.mono),
+            start_at,
         }
     }
 

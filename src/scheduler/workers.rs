@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use chrono::{DateTime, Utc};
@@ -27,8 +26,11 @@ use crate::runtime::{JobRunner, RunOutcome, RunRequest, ScriptCache};
 
 use super::timers::JobId;
 
+mod finished;
 mod monitor;
 mod release;
+
+pub use finished::Finished;
 
 use monitor::{lower_own_priority, thread_id};
 use release::Release;
@@ -133,7 +135,7 @@ struct Shared {
     monitor: std::sync::OnceLock<std::thread::Thread>,
     epoch: Instant,
     cache: Arc<ScriptCache>,
-    done: mpsc::UnboundedSender<Done>,
+    finished: Arc<Finished>,
     runtime: Handle,
 }
 
@@ -240,10 +242,7 @@ impl Shared {
                 scheduled: work.request.scheduled,
                 outcome,
             };
-            if self.done.send(done).is_err() {
-                self.leave(role);
-                return;
-            }
+            self.finished.put(done);
         }
     }
 
@@ -321,12 +320,13 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// Starts `count` core workers that send finished runs to `done`, their monitor and the
-    /// release timer. Must be called on a tokio runtime: the workers are its blocking threads.
+    /// Starts `count` core workers that hand finished runs to `finished`, their monitor and
+    /// the release timer. Must be called on a tokio runtime: the workers are its blocking
+    /// threads.
     pub fn start(
         count: usize,
         cache: &Arc<ScriptCache>,
-        done: &mpsc::UnboundedSender<Done>,
+        finished: &Arc<Finished>,
     ) -> std::io::Result<WorkerPool> {
         let (short, short_inbox) = std_mpsc::channel::<Work>();
         let (long, long_inbox) = std_mpsc::channel::<Work>();
@@ -345,7 +345,7 @@ impl WorkerPool {
             monitor: std::sync::OnceLock::new(),
             epoch: Instant::now(),
             cache: cache.clone(),
-            done: done.clone(),
+            finished: finished.clone(),
             runtime: Handle::current(),
         });
         // Plain threads, not blocking tasks: they live as long as the pool, and a blocking

@@ -2,7 +2,10 @@
 //! service was down), each one as its timer comes (run, or skipped with its reason), the next
 //! one after it, and what a wall-clock step does to them (docs/scheduling.md).
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 
 use super::super::table::{Firing, JobEntry};
 use super::{CORRECTION, COUNT_CAP, EARLY, Effect, MISSED_GRACE, Now};
@@ -119,9 +122,14 @@ impl JobEntry {
         self.stored.last_fired = Some(slot);
     }
 
-    pub(super) fn on_timer(&mut self, now: Now, effects: &mut Vec<Effect>) {
+    pub(super) fn on_timer(&mut self, ahead: Duration, now: Now, effects: &mut Vec<Effect>) {
+        let until = now.mono + ahead.max(EARLY);
+        if let Some(due) = self.held_for_running(until, now) {
+            effects.push(Effect::Recheck(due.checked_sub(EARLY).unwrap_or(due)));
+            return;
+        }
         if let Some(retry) = self.retry
-            && retry.due <= now.mono + EARLY
+            && retry.due <= until
         {
             self.retry = None;
             if self.running.is_none() && self.status == Status::Retrying {
@@ -129,7 +137,7 @@ impl JobEntry {
             }
         }
         match self.next {
-            Some(next) if self.is_scheduled() && next.due <= now.mono + EARLY => {
+            Some(next) if self.is_scheduled() && next.due <= until => {
                 self.fire(next, now, effects);
             }
             Some(next) if self.spec.schedule.is_calendar() => {
@@ -145,6 +153,20 @@ impl JobEntry {
         effects.push(self.arm(now));
     }
 
+    /// The due time of a firing or retry handed out early (within the window, not yet within
+    /// [`EARLY`]) while a run is still going: whether it runs or is skipped as an overlap is
+    /// decided at its time, when that run may well have ended.
+    fn held_for_running(&self, until: Instant, now: Now) -> Option<Instant> {
+        self.running.as_ref()?;
+        let firing = self.next.filter(|_| self.is_scheduled()).map(|n| n.due);
+        let retry = self.retry.map(|r| r.due);
+        [firing, retry]
+            .into_iter()
+            .flatten()
+            .filter(|due| *due <= until && *due > now.mono + EARLY)
+            .min()
+    }
+
     /// A firing's timer came: it runs for the latest firing that has come (a stall or a
     /// forward clock step coalesces the ones before it into one `skipped` record), or is
     /// skipped because the previous run is still going, a retry is pending, or it was missed
@@ -152,8 +174,11 @@ impl JobEntry {
     fn fire(&mut self, next: Firing, now: Now, effects: &mut Vec<Effect>) {
         let schedule = self.spec.schedule.clone();
         let expected = next.slot;
-        let came = schedule
-            .latest_at_or_before(now.wall + chrono::Duration::from_std(EARLY).unwrap_or_default());
+        // Handed out early, the firing itself is the latest that came; late, a stall may
+        // have stepped over later ones.
+        let came = schedule.latest_at_or_before(
+            now.wall.max(expected) + chrono::Duration::from_std(EARLY).unwrap_or_default(),
+        );
         let slot = came.filter(|c| *c > expected).unwrap_or(expected);
         let late = now.mono.saturating_duration_since(next.due);
         // How late the slot itself is: the stall, less the slots it stepped over.

@@ -17,6 +17,16 @@ use crate::job::{RunResult, Status};
 use crate::runtime::JobGrants;
 use crate::store::JobState;
 
+/// The job's timer came, with no hand-over window beyond [`super::EARLY`].
+const TIMER: Event = Event::Timer {
+    ahead: super::EARLY,
+};
+
+/// The job's timer came in a wake-up that hands out runs due within 30 ms.
+const WINDOW: Event = Event::Timer {
+    ahead: Duration::from_millis(30),
+};
+
 /// A job and both clocks at its start (2024-01-01T00:00:00Z unless a case says otherwise).
 struct Case {
     entry: JobEntry,
@@ -24,6 +34,8 @@ struct Case {
     mono0: Instant,
     /// The wall clock's offset against the monotonic one (a step moves it).
     offset: TimeDelta,
+    /// When the last event was applied, in seconds after the start.
+    last: f64,
 }
 
 fn utc(text: &str) -> DateTime<Utc> {
@@ -43,6 +55,7 @@ fn case_with(keys: &str, state: Option<JobState>) -> Case {
         wall0: utc("2024-01-01T00:00:00Z"),
         mono0: Instant::now(),
         offset: TimeDelta::zero(),
+        last: 0.0,
     }
 }
 
@@ -62,6 +75,7 @@ impl Case {
 
     /// Applies `event` at `secs` and describes the effects.
     fn apply(&mut self, event: Event, secs: f64) -> Vec<String> {
+        self.last = secs;
         let now = self.at(secs);
         let effects = self.entry.apply(event, now);
         effects.iter().map(|e| self.show(e)).collect()
@@ -82,10 +96,21 @@ impl Case {
     fn show(&self, effect: &Effect) -> String {
         match effect {
             Effect::Arm(at) => format!("arm {}", self.mono(*at)),
+            Effect::Recheck(at) => format!("recheck {}", self.mono(*at)),
             Effect::Disarm => "disarm".into(),
             Effect::Dispatch {
-                scheduled, trigger, ..
-            } => format!("run {} {}", self.wall(*scheduled), trigger.as_str()),
+                scheduled,
+                trigger,
+                start_at,
+                ..
+            } => {
+                let run = format!("run {} {}", self.wall(*scheduled), trigger.as_str());
+                if *start_at > self.mono0 + Duration::from_secs_f64(self.last) {
+                    format!("{run} at {}", self.mono(*start_at))
+                } else {
+                    run
+                }
+            }
             Effect::Abort => "abort".into(),
             Effect::Skipped(record) => {
                 let skip = record.skip.unwrap();
@@ -158,17 +183,55 @@ fn an_interval_job_fires_on_its_slots_and_keeps_the_rhythm() {
     );
     assert_eq!(c.entry.status, Status::Waiting);
     // Handed out up to 2 ms early; the run stands for the slot itself.
-    let fx = c.apply(Event::Timer, a - 0.001);
-    assert_eq!(fx[0], format!("run {a:+} schedule"));
+    let fx = c.apply(TIMER, a - 0.001);
+    assert_eq!(fx[0], format!("run {a:+} schedule at {a}"));
     assert_eq!(fx[2], format!("arm {}", a + 10.0));
     assert_eq!(c.next_slot(), Some(format!("{:+}", a + 10.0)));
     assert_eq!(c.entry.shown_status(), Status::Running);
     // The next slot comes while the run is still going: skipped, counted.
-    let fx = c.apply(Event::Timer, a + 10.0);
+    let fx = c.apply(TIMER, a + 10.0);
     assert_eq!(fx[0], format!("skip {:+} overlap x1", a + 10.0));
     assert_eq!(c.entry.stored.skips, 1);
     c.finish(RunResult::Ok, a + 12.0);
     assert_eq!(c.entry.status, Status::Waiting);
+}
+
+#[test]
+fn a_run_handed_out_early_starts_at_its_due_time() {
+    let mut c = case("    interval: 10s\n");
+    let a = anchor(&c);
+    c.apply(Event::Schedule { at_start: true }, 0.0);
+    let fx = c.apply(WINDOW, a - 0.025);
+    assert_eq!(fx[0], format!("run {a:+} schedule at {a}"));
+    assert_eq!(
+        fx[2],
+        format!("arm {}", a + 10.0),
+        "the rhythm is the slots'"
+    );
+    assert_eq!(c.entry.shown_status(), Status::Running);
+}
+
+#[test]
+fn whether_a_firing_overlaps_is_decided_at_its_time_not_at_the_hand_over() {
+    let mut c = case("    interval: 10s\n");
+    let a = anchor(&c);
+    c.apply(Event::Schedule { at_start: true }, 0.0);
+    c.apply(TIMER, a);
+    // The next firing's hand-over comes while the run is still going: no decision yet.
+    let fx = c.apply(WINDOW, a + 9.98);
+    assert_eq!(fx, [format!("recheck {}", a + 9.998)]);
+    assert_eq!(c.entry.stored.skips, 0);
+    // The run ends before the firing's time: the firing runs.
+    c.finish(RunResult::Ok, a + 9.99);
+    let fx = c.apply(WINDOW, a + 9.998);
+    assert_eq!(
+        fx[0],
+        format!("run {:+} schedule at {}", a + 10.0, a + 10.0)
+    );
+    // Still going at the next firing's time: skipped as an overlap then.
+    c.apply(WINDOW, a + 19.98);
+    let fx = c.apply(WINDOW, a + 19.998);
+    assert_eq!(fx[0], format!("skip {:+} overlap x1", a + 20.0));
 }
 
 #[test]
@@ -177,7 +240,7 @@ fn a_stall_coalesces_missed_slots_and_runs_the_latest_once() {
     let a = anchor(&c);
     c.apply(Event::Schedule { at_start: true }, 0.0);
     // 35 s late: slots a, a+10, a+20 stepped over, a+30 is the latest.
-    let fx = c.apply(Event::Timer, a + 35.0);
+    let fx = c.apply(TIMER, a + 35.0);
     assert_eq!(
         fx[..2],
         [
@@ -194,7 +257,7 @@ fn catch_up_none_skips_a_missed_slot_and_waits() {
     let mut c = case("    interval: 10s\n    catch_up: none\n");
     let a = anchor(&c);
     c.apply(Event::Schedule { at_start: true }, 0.0);
-    let fx = c.apply(Event::Timer, a + 5.0);
+    let fx = c.apply(TIMER, a + 5.0);
     assert_eq!(fx[0], format!("skip {a:+} catch_up x1"));
     assert!(c.entry.running.is_none());
     assert_eq!(c.next_slot(), Some(format!("{:+}", a + 10.0)));
@@ -224,7 +287,7 @@ fn after_a_downtime_the_latest_missed_firing_runs_once_as_catch_up_says() {
             "arm 0".into()
         ]
     );
-    let fx = c.apply(Event::Timer, 0.0);
+    let fx = c.apply(TIMER, 0.0);
     assert_eq!(fx[0], format!("run {:+} schedule", -22.0 * 3600.0));
     assert!(fx.contains(&"plan".to_string()), "{fx:?}");
     let fx = c.apply(Event::Plan, 0.0);
@@ -281,12 +344,12 @@ fn retries_back_off_and_end_in_deactivation() {
     assert_eq!(c.entry.status, Status::Retrying);
     assert_eq!(c.entry.stored.retry_attempt, 1);
     assert_eq!(fx.last().unwrap(), "arm 32", "30 s after the failure");
-    let fx = c.apply(Event::Timer, 32.0);
+    let fx = c.apply(TIMER, 32.0);
     assert_eq!(fx[0], "run +32 retry");
     let fx = c.finish(RunResult::Timeout, 40.0);
     assert_eq!(c.entry.stored.retry_attempt, 2);
     assert_eq!(fx.last().unwrap(), "arm 100", "the delay doubles: 60 s");
-    c.apply(Event::Timer, 100.0);
+    c.apply(TIMER, 100.0);
     let fx = c.finish(RunResult::Error, 101.0);
     assert_eq!(c.entry.status, Status::Deactivated);
     assert!(
@@ -301,13 +364,13 @@ fn a_success_resets_the_retries_and_a_retry_wins_over_a_firing() {
     let mut c = case("    interval: 10s\n    retries: 3\n    retry_delay: 30s\n");
     let a = anchor(&c);
     c.apply(Event::Schedule { at_start: true }, 0.0);
-    c.apply(Event::Timer, a);
+    c.apply(TIMER, a);
     c.finish(RunResult::Error, a + 1.0);
     assert_eq!(c.entry.status, Status::Retrying);
     // Firings before the retry's time are skipped: the retry wins.
-    let fx = c.apply(Event::Timer, a + 10.0);
+    let fx = c.apply(TIMER, a + 10.0);
     assert_eq!(fx[0], format!("skip {:+} retrying x1", a + 10.0));
-    let fx = c.apply(Event::Timer, a + 31.0);
+    let fx = c.apply(TIMER, a + 31.0);
     assert_eq!(fx[0], format!("run {:+} retry", a + 31.0));
     c.finish(RunResult::Ok, a + 32.0);
     assert_eq!(c.entry.status, Status::Waiting);
@@ -320,7 +383,7 @@ fn results_stop_sleep_and_cancel() {
     let mut c = case("    interval: 10s\n");
     let a = anchor(&c);
     c.apply(Event::Schedule { at_start: true }, 0.0);
-    c.apply(Event::Timer, a);
+    c.apply(TIMER, a);
     assert_eq!(c.finish(RunResult::Exit, a), ["publish", "disarm"]);
     assert_eq!(c.entry.status, Status::Stopped);
     // A reload resumes it at its next slot.
@@ -329,7 +392,7 @@ fn results_stop_sleep_and_cancel() {
     assert_eq!(c.entry.status, Status::Waiting);
     assert_eq!(c.next_slot(), Some(format!("{:+}", a + 10.0)));
 
-    c.apply(Event::Timer, a + 10.0);
+    c.apply(TIMER, a + 10.0);
     c.finish(RunResult::Sleep, a + 10.0);
     assert_eq!(c.entry.status, Status::Sleeping);
     let wake = c.entry.next.unwrap().slot - c.at(a + 10.0).wall;
@@ -417,7 +480,7 @@ fn run_once_runs_at_its_first_slot_then_is_done() {
     let a = anchor(&c);
     let fx = c.apply(Event::Schedule { at_start: true }, 0.0);
     assert_eq!(fx[0], "publish", "no catch-up for run_once: {fx:?}");
-    c.apply(Event::Timer, a);
+    c.apply(TIMER, a);
     assert!(c.entry.next.is_none());
     c.finish(RunResult::Ok, a);
     assert_eq!(c.entry.status, Status::Done);
@@ -434,7 +497,7 @@ fn calendar_jobs_follow_small_wall_clock_steps() {
     c.offset = TimeDelta::minutes(20);
     let fx = c.apply(Event::ClockStep { by: c.offset }, 300.0);
     assert_eq!(fx, ["publish", "arm 300"]);
-    let fx = c.apply(Event::Timer, 300.0);
+    let fx = c.apply(TIMER, 300.0);
     assert_eq!(fx[..2], ["skip +600 missed x1", "run +1200 schedule"]);
     c.finish(RunResult::Ok, 300.1);
     c.apply(Event::Plan, 300.1);
@@ -488,7 +551,7 @@ fn interval_jobs_keep_their_rhythm_across_a_backward_step_and_never_repeat_a_slo
     let mut c = case("    interval: 10s\n");
     let a = anchor(&c);
     c.apply(Event::Schedule { at_start: true }, 0.0);
-    c.apply(Event::Timer, a);
+    c.apply(TIMER, a);
     c.finish(RunResult::Ok, a);
     // The wall clock goes back an hour: interval jobs ignore it.
     c.offset = -TimeDelta::hours(1);
@@ -496,7 +559,7 @@ fn interval_jobs_keep_their_rhythm_across_a_backward_step_and_never_repeat_a_slo
         c.apply(Event::ClockStep { by: c.offset }, a + 1.0)
             .is_empty()
     );
-    let fx = c.apply(Event::Timer, a + 10.0);
+    let fx = c.apply(TIMER, a + 10.0);
     assert_eq!(
         fx[0],
         format!("run {:+} schedule", a + 10.0),
@@ -508,7 +571,7 @@ fn interval_jobs_keep_their_rhythm_across_a_backward_step_and_never_repeat_a_slo
 fn a_calendar_timer_armed_far_ahead_only_rechecks() {
     let mut c = case("    schedule: \"0 3 * * *\"\n    timezone: UTC\n");
     c.apply(Event::Schedule { at_start: true }, 0.0);
-    let fx = c.apply(Event::Timer, 60.0);
+    let fx = c.apply(TIMER, 60.0);
     assert_eq!(fx, ["publish", "arm 120"]);
     assert!(c.entry.running.is_none());
 }
