@@ -18,6 +18,7 @@
 //!   result), but a path that leaves `jobs_dir`, lexically or through a symlink that exists,
 //!   is.
 
+mod database;
 mod paths;
 mod schema;
 mod values;
@@ -27,6 +28,11 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use database::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, Database, Kind as DatabaseKind, Secret, Server,
+    SqliteFile, SqliteMode, Target as DatabaseTarget,
+};
 
 /// The whole of `jobs.yaml`, validated, with every default applied and every path absolute.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +80,8 @@ pub struct ServiceConfig {
     pub operators: Option<String>,
     /// A Unix group whose members may list and subscribe, but not act.
     pub viewers: Option<String>,
+    /// `service.databases`, in file order.
+    pub databases: Vec<std::sync::Arc<Database>>,
 }
 
 impl ServiceConfig {
@@ -88,6 +96,7 @@ impl ServiceConfig {
             history: HistoryConfig::default(),
             operators: None,
             viewers: None,
+            databases: Vec::new(),
         }
     }
 }
@@ -173,11 +182,18 @@ pub enum Capability {
     Exec,
     /// `core.files`, limited to the job's `files:` roots.
     Files,
+    /// `core.sql` and `core.mysql`, limited to the job's `databases:`.
+    Db,
 }
 
 impl Capability {
     /// Every capability, in the order docs/jobs-yaml.md lists them.
-    pub const ALL: [Capability; 3] = [Capability::Network, Capability::Exec, Capability::Files];
+    pub const ALL: [Capability; 4] = [
+        Capability::Network,
+        Capability::Exec,
+        Capability::Files,
+        Capability::Db,
+    ];
 
     /// The word written in `jobs.yaml`.
     pub fn as_str(self) -> &'static str {
@@ -185,6 +201,7 @@ impl Capability {
             Capability::Network => "network",
             Capability::Exec => "exec",
             Capability::Files => "files",
+            Capability::Db => "db",
         }
     }
 
@@ -232,6 +249,8 @@ pub struct JobSpec {
     pub files: Vec<PathBuf>,
     /// Environment variables `core.env` may read.
     pub env: Vec<String>,
+    /// The databases `core.sql` and `core.mysql` may use, from `service.databases`.
+    pub databases: Vec<std::sync::Arc<Database>>,
     /// Where the entry stands in `jobs.yaml` and how it is written.
     pub source: EntrySource,
 }

@@ -8,6 +8,7 @@ use super::values::Checker;
 use super::yaml::{Node, Pos, Source, Value};
 use super::{JobSpec, Problem, ServiceConfig};
 
+mod databases;
 mod job;
 mod service;
 mod timing;

@@ -1,0 +1,365 @@
+//! `core.sql` and `core.mysql` against real servers: PostgreSQL and MariaDB started by this
+//! test binary (one of each, shared; each test has its own databases) and `SQLite` files.
+//! Every function on every kind, injection attempts, caps, and statements cancelled on the
+//! server when the run times out or is aborted. A missing server is a skip with a note (a
+//! failure under `JOBTOP_REQUIRE_SERVERS`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::databases::{
+    PRELUDE, assert_ok, capped, job_request, mariadb, postgres, run_job, sqlite,
+};
+use common::runner::runner;
+use common::servers::mariadb::MariaDb;
+use common::servers::postgres::Postgres;
+use common::servers::wait_until;
+use jobtop::config::{Database, DatabaseKind};
+use jobtop::job::RunResult;
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// The same job on every kind: `p(n)` writes the n-th placeholder, `ddl` the table.
+fn core_sql_suite(db: &Arc<Database>, dir: &std::path::Path) {
+    let p = |n: usize| match db.kind() {
+        DatabaseKind::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    };
+    let (id, price, seen) = match db.kind() {
+        DatabaseKind::Postgres => ("id SERIAL PRIMARY KEY", "NUMERIC(10,2)", "TIMESTAMP"),
+        DatabaseKind::MySql => (
+            "id INT AUTO_INCREMENT PRIMARY KEY",
+            "DECIMAL(10,2)",
+            "DATETIME",
+        ),
+        DatabaseKind::Sqlite => ("id INTEGER PRIMARY KEY", "TEXT", "TEXT"),
+    };
+    let has_last_id = db.kind() != DatabaseKind::Postgres;
+    let body = format!(
+        r#"
+  local db = "{name}"
+  ok(core.sql.exec(db, "CREATE TABLE items ({id}, name VARCHAR(200), qty INTEGER, price {price}, seen {seen}, note TEXT)"))
+  local r = ok(core.sql.exec(db, "INSERT INTO items (name, qty, price, seen, note) VALUES ({p1}, {p2}, {p3}, {p4}, {p5})",
+    "bolt", 3, "1.50", "2024-05-01 12:30:00", core.NULL), nil, "insert")
+  eq(r.affected, 1, "affected by insert")
+  if {has_last_id} then eq(r.last_id, 1, "last_id") else eq(r.last_id, nil, "last_id") end
+  local rows = ok(core.sql.query(db, "SELECT id, name, qty, price, seen, note FROM items WHERE name = {p1}", "bolt"))
+  eq(#rows, 1, "rows")
+  eq(rows[1].id, 1, "id")
+  eq(rows[1].name, "bolt", "name")
+  eq(rows[1].qty, 3, "qty")
+  eq(rows[1].price, "1.50", "price")
+  eq(rows[1].seen, "2024-05-01 12:30:00", "seen")
+  eq(rows[1].note, core.NULL, "note")
+  eq(type(rows[1].qty), "number", "type of qty")
+
+  -- A value is bound, never spliced into the SQL.
+  local evil = "x'); DROP TABLE items; --"
+  ok(core.sql.exec(db, "INSERT INTO items (name, qty) VALUES ({p1}, {p2})", evil, 1))
+  local back = ok(core.sql.query(db, "SELECT name FROM items WHERE name = {p1}", evil))
+  eq(back[1].name, evil, "the injection attempt, stored as text")
+  local none = ok(core.sql.query(db, "SELECT name FROM items WHERE name = {p1}", "bolt' OR '1'='1"))
+  eq(#none, 0, "rows matching an injection attempt")
+
+  -- Transactions: committed when the function returns, rolled back on error or nil, err.
+  local committed = core.sql.transaction(db, function(tx)
+    ok(tx:exec("INSERT INTO items (name, qty) VALUES ({p1}, {p2})", "nut", 10))
+    local inside = ok(tx.query("SELECT COUNT(*) AS n FROM items WHERE name = {p1}", "nut"))
+    eq(inside[1].n, 1, "the insert, seen inside the transaction")
+  end)
+  eq(committed, true, "transaction result")
+  local v, err = core.sql.transaction(db, function(tx)
+    ok(tx:exec("INSERT INTO items (name, qty) VALUES ({p1}, {p2})", "ghost", 1))
+    error("changed my mind")
+  end)
+  eq(v, nil, "failed transaction")
+  assert(string.find(err, "rolled back: .*changed my mind"), err)
+  local v2, err2 = core.sql.transaction(db, function(tx)
+    ok(tx:exec("INSERT INTO items (name, qty) VALUES ({p1}, {p2})", "ghost", 2))
+    return nil, "nope"
+  end)
+  eq(v2, nil, "refused transaction")
+  assert(string.find(err2, "rolled back: nope"), err2)
+  local kept = ok(core.sql.transaction(db, function(tx) return "answer", 42 end))
+  eq(kept, "answer", "a transaction's own result")
+  local counts = ok(core.sql.query(db, "SELECT name, COUNT(*) AS n FROM items GROUP BY name ORDER BY name"))
+  eq(#counts, 3, "names after the transactions (bolt, nut, the injection)")
+  eq(counts[2].name, "nut", "the committed row")
+
+  -- exec counts what it changed; a bad statement is nil, err, code.
+  local u = ok(core.sql.exec(db, "UPDATE items SET qty = qty + 1 WHERE qty >= {p1}", 1))
+  eq(u.affected, 3, "rows updated")
+  local bad, e, code = core.sql.query(db, "SELECT * FROM nowhere")
+  eq(bad, nil, "query of a missing table")
+  assert(string.find(e, "core.sql.query(" .. db .. "): ", 1, true), e)
+  assert(code ~= nil, "an error code: " .. e)
+  local wrong, e2 = core.sql.query(db, "SELECT {p1} AS a", {{}})
+  eq(wrong, nil, "a table as a parameter")
+  assert(string.find(e2, "parameter 1 is a table: expected a string, a number, a boolean, nil or core.NULL", 1, true), e2)
+  local gone = ok(core.sql.exec(db, "DELETE FROM items WHERE name = {p1}", "nut"))
+  eq(gone.affected, 1, "rows deleted")
+  local big = ok(core.sql.query(db, "SELECT 9007199254740993 AS n"))
+  -- beyond 2^53 a whole number comes back as text, exactly
+  eq(big[1].n, "9007199254740993", "a whole number past 2^53")
+"#,
+        name = db.name,
+        p1 = p(1),
+        p2 = p(2),
+        p3 = p(3),
+        p4 = p(4),
+        p5 = p(5),
+    );
+    let outcome = run_job(dir, &body, std::slice::from_ref(db), LONG);
+    assert_ok(&outcome);
+}
+
+#[test]
+fn core_sql_on_postgres() {
+    let Some(pg) = Postgres::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    core_sql_suite(&postgres(pg, "main", "suite_pg"), dir.path());
+    // A PostgreSQL-only look at types: booleans are booleans, dates text.
+    let db = postgres(pg, "typed", "types_pg");
+    let outcome = run_job(
+        dir.path(),
+        r#"
+  local r = ok(core.sql.query("typed", "SELECT true AS t, DATE '2024-02-29' AS d, 2.5::float8 AS f, 'a'::varchar AS v, NULL::int AS n, '550e8400-e29b-41d4-a716-446655440000'::uuid AS u"))[1]
+  eq(r.t, true, "bool")
+  eq(r.d, "2024-02-29", "date")
+  eq(r.f, 2.5, "float")
+  eq(r.v, "a", "varchar")
+  eq(r.n, core.NULL, "null")
+  eq(r.u, "550e8400-e29b-41d4-a716-446655440000", "uuid")
+  local x, e = core.sql.query("typed", "SELECT ARRAY[1,2] AS a")
+  eq(x, nil, "an array")
+  assert(string.find(e, "cast it", 1, true), e)
+"#,
+        &[db],
+        LONG,
+    );
+    assert_ok(&outcome);
+}
+
+#[test]
+fn core_sql_on_mariadb() {
+    let Some(my) = MariaDb::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    core_sql_suite(&mariadb(my, "main", "suite_my"), dir.path());
+}
+
+#[test]
+fn core_sql_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    core_sql_suite(&sqlite(dir.path(), "main"), dir.path());
+}
+
+#[test]
+fn undeclared_databases_and_capabilities_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path(), "local");
+    let outcome = run_job(
+        dir.path(),
+        r#"
+  local r, e = core.sql.query("other", "SELECT 1")
+  eq(r, nil, "an undeclared database")
+  assert(string.find(e, 'database "other" is not one of job dbtest', 1, true), e)
+  local r2, e2 = core.mysql.select("local", {tbl = "x"})
+  eq(r2, nil, "core.mysql on SQLite")
+  assert(string.find(e2, "expected a MySQL or MariaDB database", 1, true), e2)
+"#,
+        std::slice::from_ref(&db),
+        LONG,
+    );
+    assert_ok(&outcome);
+    let mut req = job_request(
+        dir.path(),
+        "no_grant.lua",
+        "  local r, e = core.sql.query('local', 'SELECT 1')\n  eq(r, nil)\n  core.log(e)",
+        &[db],
+    );
+    req.grants = Arc::new(jobtop::runtime::JobGrants {
+        allow: vec![],
+        ..(*req.grants).clone()
+    });
+    let outcome = runner().run(&req);
+    assert_ok(&outcome);
+    assert!(
+        outcome.logs[0].contains("add `allow: [db]`"),
+        "{:?}",
+        outcome.logs
+    );
+}
+
+#[test]
+fn results_over_the_caps_are_nil_err_and_the_next_query_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = |series: &str, big: &str| {
+        format!(
+            r#"
+  local r, e = core.sql.query("db", "{series}")
+  eq(r, nil, "rows over max_rows")
+  assert(string.find(e, "more than 10 rows", 1, true), e)
+  local r2, e2 = core.sql.query("db", "{big}")
+  eq(r2, nil, "bytes over max_result")
+  assert(string.find(e2, "larger than 1 KiB", 1, true), e2)
+  eq(#ok(core.sql.query("db", "SELECT 1 AS one")), 1, "a query after the caps")
+"#
+        )
+    };
+    let lite = capped(&sqlite(dir.path(), "db"), 10, 1024);
+    let outcome = run_job(
+        dir.path(),
+        &body(
+            "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 1000) SELECT n FROM s",
+            "SELECT printf('%.2000c', 'x') AS big",
+        ),
+        &[lite],
+        LONG,
+    );
+    assert_ok(&outcome);
+    if let Some(pg) = Postgres::shared() {
+        let db = capped(&postgres(pg, "db", "caps_pg"), 10, 1024);
+        let outcome = run_job(
+            dir.path(),
+            &body(
+                "SELECT n FROM generate_series(1, 1000000) AS n",
+                "SELECT repeat('x', 2000) AS big",
+            ),
+            &[db],
+            LONG,
+        );
+        assert_ok(&outcome);
+    }
+    if let Some(my) = MariaDb::shared() {
+        let db = capped(&mariadb(my, "db", "caps_my"), 10, 1024);
+        let outcome = run_job(
+            dir.path(),
+            &body(
+                "SELECT seq FROM seq_1_to_1000000",
+                "SELECT REPEAT('x', 2000) AS big",
+            ),
+            &[db],
+            LONG,
+        );
+        assert_ok(&outcome);
+    }
+}
+
+/// Runs `sql` (a statement that sleeps 60 s) in a job with a 1 s timeout, or aborted once the
+/// server shows it when `abort`; checks the run's result and that the server no longer runs
+/// it. `running` counts the server's sessions running the statement.
+fn cancelled_on_the_server(
+    db: &Arc<Database>,
+    sql: &str,
+    abort: bool,
+    running: &(dyn Fn() -> usize + Sync),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!(
+        "  local r, e = core.sql.query('{}', \"{sql}\")\n  core.log(e)\n  while true do end",
+        db.name
+    );
+    let mut req = job_request(dir.path(), "sleepy.lua", &body, std::slice::from_ref(db));
+    req.timeout = Duration::from_secs(if abort { 30 } else { 1 });
+    let control = req.control.clone();
+    let started = Instant::now();
+    let outcome = thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            wait_until("the statement to run on the server", LONG, || {
+                Ok((running() > 0).then_some(()))
+            });
+            if abort {
+                control.abort();
+            }
+        });
+        let outcome = runner().run(&req);
+        watcher.join().unwrap();
+        outcome
+    });
+    let took = started.elapsed();
+    let (want, overshoot) = if abort {
+        (RunResult::Aborted, Duration::ZERO)
+    } else {
+        (RunResult::Timeout, took.saturating_sub(req.timeout))
+    };
+    assert_eq!(outcome.result, want, "{outcome:?}");
+    eprintln!(
+        "note: {:?} of {sql} ended {took:?} after it started ({overshoot:?} past its deadline)",
+        db.kind()
+    );
+    assert!(
+        overshoot < Duration::from_secs(1),
+        "the run outlived its deadline by {overshoot:?}"
+    );
+    wait_until(
+        "the statement to be gone from the server",
+        Duration::from_secs(5),
+        || Ok((running() == 0).then_some(())),
+    );
+}
+
+#[test]
+fn postgres_statements_past_the_timeout_or_aborted_are_cancelled_on_the_server() {
+    let Some(pg) = Postgres::shared() else { return };
+    let db = postgres(pg, "slow", "cancel_pg");
+    let running = || {
+        pg.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+        )
+        .parse::<usize>()
+        .unwrap()
+    };
+    cancelled_on_the_server(&db, "SELECT pg_sleep(60)", false, &running);
+    cancelled_on_the_server(&db, "SELECT pg_sleep(60)", true, &running);
+}
+
+#[test]
+fn mariadb_statements_past_the_timeout_or_aborted_are_killed_on_the_server() {
+    let Some(my) = MariaDb::shared() else { return };
+    let db = mariadb(my, "slow", "cancel_my");
+    let running = || {
+        my.sql("mysql", "SHOW PROCESSLIST")
+            .lines()
+            .filter(|line| line.contains("SELECT SLEEP(60)"))
+            .count()
+    };
+    cancelled_on_the_server(&db, "SELECT SLEEP(60)", false, &running);
+    cancelled_on_the_server(&db, "SELECT SLEEP(60)", true, &running);
+}
+
+#[test]
+fn sqlite_statements_past_the_timeout_are_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path(), "spin");
+    let mut req = job_request(
+        dir.path(),
+        "spin.lua",
+        "  local r, e = core.sql.query('spin', 'WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s) SELECT count(*) FROM s')\n  core.log(e)",
+        &[db],
+    );
+    req.timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let outcome = runner().run(&req);
+    assert_eq!(outcome.result, RunResult::Timeout, "{outcome:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn prelude_is_valid_lua() {
+    // The checks themselves fail when they should.
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = run_job(dir.path(), "  eq(1, 2, 'one')", &[], LONG);
+    assert_eq!(outcome.result, RunResult::Error);
+    assert!(outcome.error.unwrap().contains("one: got 1, expected 2"));
+    let _ = PRELUDE;
+}
