@@ -342,11 +342,31 @@ fn display_problems(file: &Path, problems: &[Problem]) -> String {
 /// [`ConfigError::Unreadable`] when the file cannot be read, [`ConfigError::Invalid`] with
 /// every problem when it is not a valid `jobs.yaml`.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    load_with(file, Secrets::Required)
+}
+
+/// Whether the variables of `url_env` and `password_env` must be set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secrets {
+    /// They must (`check`, `serve`, a reload, running a job): an unset one is a problem.
+    Required,
+    /// They need not, for the commands that only show jobs (`list`, `history`, `next`), so
+    /// that an operator's shell needs no database passwords. A database whose `url_env` is
+    /// unset is left out (jobs may still name it); one whose `password_env` is unset has no
+    /// password.
+    Optional,
+}
+
+/// [`load`], with the database variables as `secrets` says.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with(file: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Unreadable {
         file: file.to_path_buf(),
         source,
     })?;
-    parse(file, &text)
+    parse_with(file, &text, secrets)
 }
 
 /// Validates `text` as the contents of `file`; `file` only names it in messages and anchors
@@ -355,6 +375,14 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
 /// # Errors
 /// [`ConfigError::Invalid`] with every problem, sorted by position.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse_with(file, text, Secrets::Required)
+}
+
+/// [`parse`], with the database variables as `secrets` says.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_with(file: &Path, text: &str, secrets: Secrets) -> Result<Config, ConfigError> {
     let parent = file.parent().unwrap_or(Path::new(""));
     let parent = if parent.as_os_str().is_empty() {
         Path::new(".")
@@ -372,7 +400,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     };
     let root = yaml::parse(text).map_err(|p| invalid(vec![p]))?;
     let (service, jobs, mut warnings) =
-        schema::validate(root.as_ref(), text, &base_dir).map_err(invalid)?;
+        schema::validate(root.as_ref(), text, &base_dir, secrets).map_err(invalid)?;
     warnings.sort_by_key(|p| (p.line, p.column));
     Ok(Config {
         file: file.to_path_buf(),

@@ -363,3 +363,298 @@ fn prelude_is_valid_lua() {
     assert!(outcome.error.unwrap().contains("one: got 1, expected 2"));
     let _ = PRELUDE;
 }
+
+/// Runs the job file `tests/fixtures/coronium/<file>` scheduled at `at`, with the databases.
+fn coronium(file: &str, at: &str, databases: &[Arc<Database>]) -> jobtop::runtime::RunOutcome {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/coronium")
+        .join(file);
+    let mut req =
+        common::runner::request(path, file, common::databases::grants("coronium", databases));
+    req.scheduled = common::runner::at(at);
+    runner().run(&req)
+}
+
+#[test]
+fn coronium_examples_run_unchanged_against_mariadb() {
+    let Some(my) = MariaDb::shared() else { return };
+    let products = mariadb(my, "products", "products");
+    let shop = mariadb(my, "shop", "shop");
+    let clients = mariadb(my, "clients", "clients");
+    let leaderboard = mariadb(my, "leaderboard", "leaderboard");
+    my.sql(
+        "products",
+        "CREATE TABLE toys (id INT AUTO_INCREMENT PRIMARY KEY, type VARCHAR(50), stock INT, \
+           out_of_stock BOOLEAN NOT NULL DEFAULT FALSE, color VARCHAR(20) NULL, name VARCHAR(50));\n\
+         INSERT INTO toys (type, stock, color, name) VALUES ('Red Bikes', 5, 'red', 'bike'), ('Cars', 0, 'blue', 'car');",
+    );
+    my.sql(
+        "shop",
+        "CREATE TABLE status (id INT PRIMARY KEY, no_specials BOOLEAN, month VARCHAR(3), sales_total DECIMAL(10,2));\n\
+         INSERT INTO status VALUES (1, FALSE, 'Jan', 1234.50), (2, TRUE, 'Feb', 10.00);",
+    );
+    my.sql(
+        "clients",
+        "CREATE TABLE orders (id INT PRIMARY KEY, item VARCHAR(20));\n\
+         INSERT INTO orders VALUES (7, 'lamp'), (8, 'desk');\n\
+         CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20), age INT, email VARCHAR(50));",
+    );
+    my.sql(
+        "leaderboard",
+        "CREATE TABLE scores (id INT AUTO_INCREMENT PRIMARY KEY, player VARCHAR(20), score INT);\n\
+         INSERT INTO scores VALUES (20, 'Ann', 5), (2, 'Bob', 8);",
+    );
+    let all = [
+        products.clone(),
+        shop.clone(),
+        clients.clone(),
+        leaderboard.clone(),
+    ];
+    let thursday = "2023-10-12T12:00:00Z";
+
+    // Recurring: stock left, nothing to do; out of stock, `where = { id = bikes.id }` is
+    // `{}` (only `stock` was selected), which jobtop refuses rather than update every row.
+    let outcome = coronium("recurring.lua", thursday, &all);
+    assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
+    my.sql(
+        "products",
+        "UPDATE toys SET stock = 0 WHERE type = 'Red Bikes'",
+    );
+    let outcome = coronium("recurring.lua", thursday, &all);
+    assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
+    assert_eq!(
+        my.sql("products", "SELECT SUM(out_of_stock) FROM toys"),
+        "0"
+    );
+
+    // Sleep: nothing on a Thursday, the update on a Sunday.
+    let outcome = coronium("sleep.lua", thursday, &all);
+    assert_eq!(outcome.result, RunResult::Sleep, "{outcome:?}");
+    assert_eq!(my.sql("shop", "SELECT SUM(no_specials) FROM status"), "1");
+    let outcome = coronium("sleep.lua", "2023-10-15T12:00:00Z", &all);
+    assert_eq!(outcome.result, RunResult::Sleep, "{outcome:?}");
+    assert_eq!(my.sql("shop", "SELECT SUM(no_specials) FROM status"), "2");
+
+    // Exit: no blender, so the error is logged and the job exits; with one it is OK.
+    let outcome = coronium("exit.lua", thursday, &all);
+    assert_eq!(outcome.result, RunResult::Exit, "{outcome:?}");
+    assert_eq!(
+        outcome.logs,
+        ["core.mysql.selectOne(products): no record matches"]
+    );
+    my.sql(
+        "products",
+        "INSERT INTO toys (type, stock) VALUES ('blender', 1)",
+    );
+    let outcome = coronium("exit.lua", thursday, &all);
+    assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
+
+    // The module page's examples, one after another.
+    let outcome = coronium("module_examples.lua", thursday, &all);
+    assert_eq!(outcome.result, RunResult::Ok, "{outcome:?}");
+    let logs = outcome.logs.join("\n");
+    for line in [
+        "7\n8\n",
+        "inserted id is: \t1\n",
+        "'Eat at Joe''s'\n",
+        "'A special \"thing\" here.'\t24\t'Joe''s Place'",
+        "Bob scored 8\nAnn scored 5\n",
+        // insert's id (Sandy), update's and delete's counts
+        "\n21\n1\n1\n",
+        "1\tnil\tnil\n",
+        "\n2",
+    ] {
+        assert!(logs.contains(line), "{line:?} not in the log:\n{logs}");
+    }
+    assert_eq!(
+        my.sql("clients", "SELECT name, age, email FROM users"),
+        "Jimmy\t22\tme@somemail.com"
+    );
+    assert_eq!(
+        my.sql(
+            "products",
+            "SELECT COUNT(*) FROM toys WHERE color IS NULL AND name = 'bike'"
+        ),
+        "1"
+    );
+    assert_eq!(my.sql("leaderboard", "SELECT COUNT(*) FROM scores"), "0");
+}
+
+#[test]
+fn injection_through_where_keys_and_identifiers_is_refused() {
+    let Some(my) = MariaDb::shared() else { return };
+    let db = mariadb(my, "app", "injection");
+    my.sql(
+        "injection",
+        "CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(50));\nINSERT INTO users VALUES (1, 'ann'), (2, 'bob');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = run_job(
+        dir.path(),
+        r#"
+  -- a key that tries to end the identifier and add a condition
+  local r, e = core.mysql.select("app", {tbl = "users", where = {["id` = 1 OR 1=1 -- "] = 1}})
+  eq(r, nil, "an injected where key")
+  assert(string.find(e, "is not a plain name", 1, true), e)
+  local r2, e2 = core.mysql.select("app", {tbl = "users; DROP TABLE users", where = {id = 1}})
+  eq(r2, nil, "an injected table name")
+  assert(string.find(e2, "tbl", 1, true), e2)
+  local r3, e3 = core.mysql.update("app", {tbl = "users", values = {["name`='x', `id"] = "y"}, where = {id = 1}})
+  eq(r3, nil, "an injected column in values")
+  local r4, e4 = core.mysql.select("app", {tbl = "users", orderby = {["id; DROP TABLE users"] = "ASC"}})
+  eq(r4, nil, "an injected orderby column")
+  local r5, e5 = core.mysql.select("app", {tbl = "users", orderby = {id = "ASC; DROP TABLE users"}})
+  eq(r5, nil, "an injected direction")
+  -- values are bound: they match nothing and change nothing
+  eq(#ok(core.mysql.select("app", {tbl = "users", where = {name = "ann' OR '1'='1"}})), 0, "an injected value")
+  eq(ok(core.mysql.update("app", {tbl = "users", values = {name = "x'; DROP TABLE users; --"}, where = {id = 2}})), 1, "update")
+  eq(ok(core.mysql.selectOne("app", {tbl = "users", where = {id = 2}})).name, "x'; DROP TABLE users; --", "stored as text")
+  eq(#ok(core.mysql.select("app", {tbl = "users", where = {id = {1, 2}}, orderby = {id = core.DESC}})), 2, "both users")
+  local r6, e6 = core.mysql.delete("app", {tbl = "users"})
+  eq(r6, nil, "a delete without where")
+  assert(string.find(e6, "force = true", 1, true), e6)
+  local r7, e7 = core.mysql.update("app", {tbl = "users", values = {name = "z"}, where = {}})
+  eq(r7, nil, "an update with an empty where")
+  local r8, e8 = core.mysql.select("app", {tbl = "users", wher = {id = 1}})
+  eq(r8, nil, "a misspelt key")
+  assert(string.find(e8, 'unknown option "wher"', 1, true), e8)
+  local r9, e9 = core.mysql.select({database = "app", password = "x"}, {tbl = "users"})
+  eq(r9, nil, "a connection table")
+  eq(ok(core.mysql.selectCount("app", {tbl = "users"})), 2, "count")
+"#,
+        &[db],
+        LONG,
+    );
+    assert_ok(&outcome);
+    assert_eq!(my.sql("injection", "SELECT COUNT(*) FROM users"), "2");
+}
+
+const SECRET_GOOD: &str = r#"local job = core.job()
+function job.run()
+  for _, db in ipairs({"my", "pg", "viaurl"}) do
+    local rows, err = core.sql.query(db, "SELECT 41 + 1 AS answer")
+    if not rows then error(err) end
+    core.log(db, rows[1].answer)
+  end
+  return job.OK
+end
+return job
+"#;
+
+const SECRET_FAILING: &str = r#"local job = core.job()
+function job.run()
+  local _, e1 = core.sql.query("my", "SELECT * FROM nowhere")
+  core.log(e1)
+  local _, e2 = core.sql.query("wrongpw", "SELECT 1")
+  core.log(e2)
+  local _, e3 = core.mysql.query("my", "SELEKT 1")
+  core.log(e3)
+  local _, e4 = core.sql.query("pg", "SELECT * FROM nowhere")
+  error(e4 .. " / " .. e2)
+end
+return job
+"#;
+
+#[test]
+fn a_password_from_the_environment_is_never_in_the_log_the_state_or_an_error() {
+    use common::process::{Cli, Sandbox, Serve, runs, text};
+    let (Some(my), Some(pg)) = (MariaDb::shared(), Postgres::shared()) else {
+        return;
+    };
+    let secret = common::servers::secret("dbpw");
+    let wrong = common::servers::secret("wrongpw");
+    my.create_database("secrets_my");
+    my.create_user("jobs_user", &secret, "secrets_my");
+    pg.create_database("secrets_pg");
+    let with_password = pg.create_user("jobs_pg", &secret, "secrets_pg");
+    let yaml = format!(
+        "service:\n  databases:\n    my: {{url: \"mysql://jobs_user@127.0.0.1:{mp}/secrets_my\", password_env: JOBTOP_TEST_DB_PW}}\n    pg: {{url: \"postgres://jobs_pg@127.0.0.1:{pp}/secrets_pg\", password_env: JOBTOP_TEST_DB_PW}}\n    wrongpw: {{url: \"mysql://jobs_user@127.0.0.1:{mp}/secrets_my\", password_env: JOBTOP_TEST_WRONG_PW}}\n    viaurl: {{url_env: JOBTOP_TEST_DB_URL}}\njobs:\n  - name: good\n    path: good.lua\n    interval: 1s\n    allow: [db]\n    databases: [my, pg, viaurl]\n  - name: failing\n    path: failing.lua\n    interval: 1s\n    allow: [db]\n    databases: [my, wrongpw, pg]\n",
+        mp = my.port(),
+        pp = pg.port()
+    );
+    let sandbox = Sandbox::with_cli(
+        Cli::new(Duration::from_secs(20)),
+        &yaml,
+        &[("good.lua", SECRET_GOOD), ("failing.lua", SECRET_FAILING)],
+    );
+    // Without the variables, check names them (and only them).
+    let out = sandbox.jobtop(&["check"]);
+    assert_ne!(out.status.code(), Some(0));
+    let said = text(&out.stdout) + &text(&out.stderr);
+    for var in [
+        "JOBTOP_TEST_DB_PW",
+        "JOBTOP_TEST_WRONG_PW",
+        "JOBTOP_TEST_DB_URL",
+    ] {
+        assert!(
+            said.contains(&format!("names {var}, which is not set")),
+            "{said}"
+        );
+    }
+    let serve = Serve::spawn_with_env(
+        &sandbox,
+        &[
+            ("JOBTOP_TEST_DB_PW", secret.as_str()),
+            ("JOBTOP_TEST_WRONG_PW", wrong.as_str()),
+            ("JOBTOP_TEST_DB_URL", with_password.as_str()),
+        ],
+    );
+    // `list` and `history` need no database variables.
+    sandbox.wait_job("good", LONG, |j| runs(j) >= 1);
+    let failing = sandbox.wait_job("failing", LONG, |j| {
+        runs(j) >= 1 && j["status"] != "running"
+    });
+    let good = sandbox.history("good");
+    assert_eq!(good[0]["result"], "ok", "{good:#?}");
+    let logs = good[0]["logs"].to_string();
+    for line in ["my\\t42", "pg\\t42", "viaurl\\t42"] {
+        assert!(logs.contains(line), "{line} not in {logs}");
+    }
+    let history = sandbox.history("failing");
+    let error = history[0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        error.contains("core.sql.query(pg): relation \"nowhere\" does not exist"),
+        "{error}"
+    );
+    assert!(
+        error.contains("core.sql.query(wrongpw): cannot connect to mysql://jobs_user@127.0.0.1:"),
+        "{error}"
+    );
+    assert!(error.contains("Access denied"), "{error}");
+    let logs = history[0]["logs"].to_string();
+    assert!(
+        logs.contains("core.mysql.query(my): You have an error in your SQL syntax"),
+        "{logs}"
+    );
+    drop(serve);
+    // Nowhere: not in what the CLI shows, the service's log and stderr, or the state files.
+    let mut places = vec![
+        ("list", serde_json::to_string(&sandbox.list()).unwrap()),
+        ("history good", serde_json::to_string(&good).unwrap()),
+        ("history failing", serde_json::to_string(&history).unwrap()),
+        ("failing", failing.to_string()),
+        ("service log", sandbox.service_log()),
+    ];
+    for entry in std::fs::read_dir(sandbox.path())
+        .unwrap()
+        .chain(std::fs::read_dir(sandbox.state_dir()).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            places.push((
+                path.to_str().unwrap().to_string().leak(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+    assert!(
+        places.iter().any(|(what, _)| what.ends_with("state.db")),
+        "no state.db"
+    );
+    for (what, content) in &places {
+        for s in [&secret, &wrong] {
+            assert!(!content.contains(s.as_str()), "the password is in {what}");
+        }
+    }
+}

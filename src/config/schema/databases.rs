@@ -69,8 +69,11 @@ pub(super) fn databases(check: &mut Checker, node: &Node, base_dir: &Path) -> Ve
             continue;
         }
         seen.push((name.clone(), key.pos.line));
-        if let Some(database) = database(check, &name, value, base_dir) {
-            found.push(Arc::new(database));
+        match database(check, &name, value, base_dir) {
+            Some(database) => found.push(Arc::new(database)),
+            // Reported already (or left out for want of its URL): jobs may name it without a
+            // second problem.
+            None => check.unresolved.push(name),
         }
     }
     found
@@ -96,6 +99,7 @@ fn database(check: &mut Checker, name: &str, node: &Node, base_dir: &Path) -> Op
         (Some(node), None) => check
             .text(node, &format!("url {ctx}"), database::EXPECT_URL)
             .map(|text| (node, text, None)),
+        (None, Some((_, _, None))) if check.secrets_optional => None,
         (None, Some((node, var, value))) => {
             value.clone().map(|text| (*node, text, Some(var.clone())))
         }
@@ -212,6 +216,7 @@ fn env_var<'n>(
     }
     let problem = match std::env::var(&var) {
         Ok(value) if !value.is_empty() => return Some((node, var, Some(value))),
+        _ if check.secrets_optional => return Some((node, var, None)),
         Ok(_) => "is empty",
         Err(std::env::VarError::NotPresent) => "is not set",
         Err(std::env::VarError::NotUnicode(_)) => "is not UTF-8 text",

@@ -258,8 +258,11 @@ fn database_names(
         match service.databases.iter().find(|d| d.name == name) {
             Some(db) if !found.iter().any(|d| d.name == name) => found.push(db.clone()),
             Some(_) => {}
+            None if check.unresolved.contains(&name) => {}
             None => {
-                let known: Vec<&str> = service.databases.iter().map(|d| d.name.as_str()).collect();
+                let mut known: Vec<&str> =
+                    service.databases.iter().map(|d| d.name.as_str()).collect();
+                known.extend(check.unresolved.iter().map(String::as_str));
                 let expected = if known.is_empty() {
                     "a database defined in service.databases (there are none)".to_string()
                 } else {

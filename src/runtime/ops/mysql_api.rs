@@ -68,16 +68,21 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
         count,
         count_result,
     )?;
-    ez(lua, &mysql, "insert", &["tbl", "values"], insert, |_, a| {
-        Ok(id(a.last_id.unwrap_or(0)))
-    })?;
+    ez(
+        lua,
+        &mysql,
+        "insert",
+        &["tbl", "values"],
+        insert,
+        |_, a, _| Ok(id(a.last_id.unwrap_or(0))),
+    )?;
     ez(
         lua,
         &mysql,
         "update",
         &["tbl", "values", "where"],
         update,
-        |_, a| Ok(id(a.affected)),
+        |_, a, _| Ok(id(a.affected)),
     )?;
     ez(
         lua,
@@ -85,7 +90,7 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
         "delete",
         &["tbl", "where", "force"],
         delete,
-        |_, a| Ok(id(a.affected)),
+        |_, a, _| Ok(id(a.affected)),
     )?;
     register_text(lua, &mysql)?;
     mysql.set_readonly(true);
@@ -143,7 +148,7 @@ fn ez(
     name: &'static str,
     known: &'static [&'static str],
     build: fn(&mut Options) -> Result<Built, String>,
-    shape: fn(&Lua, sql::Answer) -> mlua::Result<Value>,
+    shape: fn(&Lua, sql::Answer, &str) -> mlua::Result<Value>,
 ) -> mlua::Result<()> {
     let function = lua.create_function(move |lua, (db, opts): (Value, Value)| {
         let what = format!("core.mysql.{name}");
@@ -167,8 +172,25 @@ fn ez(
             },
             shape,
         )
+        .and_then(|result| no_record(lua, name, &db, result))
     })?;
     mysql.raw_set(name, function)
+}
+
+/// `selectOne` that matched nothing: `nil, "… no record matches"` rather than a bare `nil`,
+/// so that the `if not res then core.log(err)` of Coronium's examples says why.
+fn no_record(lua: &Lua, name: &str, db: &Value, result: MultiValue) -> mlua::Result<MultiValue> {
+    if name != "selectOne" || result.len() != 1 || !result.front().is_some_and(Value::is_nil) {
+        return Ok(result);
+    }
+    let db = match db {
+        Value::String(s) => s.to_string_lossy(),
+        _ => String::new(),
+    };
+    sql::failure(
+        lua,
+        CallError::plain(format!("core.mysql.selectOne({db}): no record matches")),
+    )
 }
 
 /// Checks the grant and the kind, builds the SQL, runs it and shapes the answer.
@@ -177,7 +199,7 @@ fn call(
     what: &str,
     db: &Value,
     make: impl FnOnce(&crate::config::Database) -> Result<Built, CallError>,
-    shape: fn(&Lua, sql::Answer) -> mlua::Result<Value>,
+    shape: fn(&Lua, sql::Answer, &str) -> mlua::Result<Value>,
 ) -> mlua::Result<MultiValue> {
     if let Value::Table(_) = db {
         return sql::failure(
@@ -200,12 +222,13 @@ fn call(
         }
         let built = make(&db)?;
         let statement = sql::Statement {
-            sql: built.sql,
+            sql: built.sql.clone(),
             params: built.params,
         };
-        sql::run(&db, &limits, statement).map_err(|e| e.within(what, &db))
+        let answer = sql::run(&db, &limits, statement).map_err(|e| e.within(what, &db))?;
+        Ok((answer, built.sql))
     });
-    sql::answer(lua, result, shape)
+    sql::answer(lua, result, |lua, (answer, text)| shape(lua, answer, &text))
 }
 
 /// A count or id as a Lua number.
@@ -214,10 +237,23 @@ fn id(n: u64) -> Value {
     Value::Number(n as f64)
 }
 
-/// What `query` returns: records for a statement with columns, else by its first word.
-fn query_result(lua: &Lua, answer: sql::Answer) -> mlua::Result<Value> {
+/// What `query` returns: records for a statement with columns, else by its first word: the
+/// new id for INSERT (and REPLACE), the rows changed for UPDATE and DELETE, and for anything
+/// else `{affected, last_id}`.
+fn query_result(lua: &Lua, answer: sql::Answer, text: &str) -> mlua::Result<Value> {
     if !answer.columns.is_empty() {
-        return rows(lua, answer);
+        return rows(lua, answer, text);
+    }
+    let verb: String = text
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match verb.as_str() {
+        "INSERT" | "REPLACE" => return Ok(id(answer.last_id.unwrap_or(0))),
+        "UPDATE" | "DELETE" => return Ok(id(answer.affected)),
+        _ => {}
     }
     let table = lua.create_table()?;
     table.raw_set("affected", id(answer.affected))?;
@@ -225,7 +261,7 @@ fn query_result(lua: &Lua, answer: sql::Answer) -> mlua::Result<Value> {
     Ok(Value::Table(table))
 }
 
-fn rows(lua: &Lua, answer: sql::Answer) -> mlua::Result<Value> {
+fn rows(lua: &Lua, answer: sql::Answer, _: &str) -> mlua::Result<Value> {
     Ok(Value::Table(sql::value::rows_table(
         lua,
         &answer.columns,
@@ -233,7 +269,7 @@ fn rows(lua: &Lua, answer: sql::Answer) -> mlua::Result<Value> {
     )?))
 }
 
-fn first_row(lua: &Lua, answer: sql::Answer) -> mlua::Result<Value> {
+fn first_row(lua: &Lua, answer: sql::Answer, _: &str) -> mlua::Result<Value> {
     match answer.rows.into_iter().next() {
         Some(row) => Ok(Value::Table(sql::value::row_table(
             lua,
@@ -244,7 +280,7 @@ fn first_row(lua: &Lua, answer: sql::Answer) -> mlua::Result<Value> {
     }
 }
 
-fn count_result(lua: &Lua, answer: sql::Answer) -> mlua::Result<Value> {
+fn count_result(lua: &Lua, answer: sql::Answer, _: &str) -> mlua::Result<Value> {
     let cell = answer
         .rows
         .into_iter()

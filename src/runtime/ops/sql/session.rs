@@ -30,7 +30,7 @@ pub(super) const POLL: Duration = Duration::from_millis(10);
 /// How long a cancelled statement may take to give its connection back.
 const GRACE: Duration = Duration::from_millis(50);
 /// Idle time after which a pooled connection is checked before use.
-const PING_AFTER: Duration = Duration::from_secs(2);
+const PING_AFTER: Duration = Duration::from_secs(1);
 
 /// The run's limits, as every call needs them.
 #[derive(Clone)]
