@@ -658,3 +658,91 @@ fn a_password_from_the_environment_is_never_in_the_log_the_state_or_an_error() {
         }
     }
 }
+
+#[test]
+fn the_shipped_purge_job_purges_old_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = sqlite(dir.path(), "app");
+    let outcome = run_job(
+        dir.path(),
+        r#"
+  ok(core.sql.exec("app", "CREATE TABLE events (id INTEGER PRIMARY KEY, created_at TEXT)"))
+  for _, days in ipairs({1, 40, 400}) do
+    ok(core.sql.exec("app", "INSERT INTO events (created_at) VALUES (?)", core.mysql.timestamp(os.time() - days * 86400)))
+  end
+"#,
+        std::slice::from_ref(&app),
+        LONG,
+    );
+    assert_ok(&outcome);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/db_purge.lua");
+    let req = common::runner::request(
+        path,
+        "jobs/db_purge.lua",
+        common::databases::grants("db-purge", &[app]),
+    );
+    let outcome = runner().run(&req);
+    assert_ok(&outcome);
+    assert!(
+        outcome.logs[0].starts_with("purged 2 rows of events older than "),
+        "{:?}",
+        outcome.logs
+    );
+    // Without its table: logged, and the job goes on.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let req = common::runner::request(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/db_purge.lua"),
+        "jobs/db_purge.lua",
+        common::databases::grants("db-purge", &[sqlite(&sub, "app")]),
+    );
+    let outcome = runner().run(&req);
+    assert_ok(&outcome);
+    assert!(
+        outcome.logs[0].starts_with("purge failed: core.sql.transaction(app): rolled back: ")
+            && outcome.logs[0].ends_with("no such table: events"),
+        "{:?}",
+        outcome.logs
+    );
+}
+
+/// `db` with TLS asked for.
+fn with_tls(db: &Arc<Database>) -> Arc<Database> {
+    let mut db = (**db).clone();
+    if let jobtop::config::DatabaseTarget::Postgres(server)
+    | jobtop::config::DatabaseTarget::MySql(server) = &mut db.target
+    {
+        server.tls = true;
+    }
+    Arc::new(db)
+}
+
+#[test]
+fn tls_asked_for_is_never_given_up_for_plain_text() {
+    // The test servers speak no TLS: a database whose URL asks for it fails to connect, saying
+    // why, rather than going on unencrypted.
+    let dir = tempfile::tempdir().unwrap();
+    let mut databases = Vec::new();
+    if let Some(pg) = Postgres::shared() {
+        databases.push(with_tls(&postgres(pg, "pg", "tls_pg")));
+    }
+    if let Some(my) = MariaDb::shared() {
+        databases.push(with_tls(&mariadb(my, "my", "tls_my")));
+    }
+    for db in databases {
+        let body = format!(
+            "  local r, e = core.sql.query('{}', 'SELECT 1')\n  eq(r, nil, 'a query without TLS')\n  core.log(e)",
+            db.name
+        );
+        let outcome = run_job(dir.path(), &body, std::slice::from_ref(&db), LONG);
+        assert_ok(&outcome);
+        let error = &outcome.logs[0];
+        assert!(error.contains("cannot connect to"), "{error}");
+        let lower = error.to_lowercase();
+        assert!(
+            lower.contains("tls") || lower.contains("ssl") || lower.contains("secure"),
+            "{error}"
+        );
+        eprintln!("note: {error}");
+    }
+}
