@@ -292,8 +292,9 @@ fn cancelled_on_the_server(
         "note: {:?} of {sql} ended {took:?} after it started ({overshoot:?} past its deadline)",
         db.kind()
     );
+    // A bound on a hang (the statement sleeps 60 s), not a measurement: that is the note.
     assert!(
-        overshoot < Duration::from_secs(1),
+        overshoot < Duration::from_secs(10),
         "the run outlived its deadline by {overshoot:?}"
     );
     wait_until(
@@ -348,7 +349,7 @@ fn sqlite_statements_past_the_timeout_are_interrupted() {
     let outcome = runner().run(&req);
     assert_eq!(outcome.result, RunResult::Timeout, "{outcome:?}");
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -604,14 +605,24 @@ fn a_password_from_the_environment_is_never_in_the_log_the_state_or_an_error() {
     let failing = sandbox.wait_job("failing", LONG, |j| {
         runs(j) >= 1 && j["status"] != "running"
     });
+    // Runs that overlap a slow one are skipped: look at the runs that ran.
+    let ran = |history: &[serde_json::Value]| {
+        history
+            .iter()
+            .find(|run| run["result"] != "skipped")
+            .cloned()
+            .unwrap_or_else(|| panic!("no run that ran: {history:#?}"))
+    };
     let good = sandbox.history("good");
-    assert_eq!(good[0]["result"], "ok", "{good:#?}");
-    let logs = good[0]["logs"].to_string();
+    let first = ran(&good);
+    assert_eq!(first["result"], "ok", "{good:#?}");
+    let logs = first["logs"].to_string();
     for line in ["my\\t42", "pg\\t42", "viaurl\\t42"] {
         assert!(logs.contains(line), "{line} not in {logs}");
     }
     let history = sandbox.history("failing");
-    let error = history[0]["error"].as_str().unwrap_or_default().to_string();
+    let failed = ran(&history);
+    let error = failed["error"].as_str().unwrap_or_default().to_string();
     assert!(
         error.contains("core.sql.query(pg): relation \"nowhere\" does not exist"),
         "{error}"
@@ -621,7 +632,7 @@ fn a_password_from_the_environment_is_never_in_the_log_the_state_or_an_error() {
         "{error}"
     );
     assert!(error.contains("Access denied"), "{error}");
-    let logs = history[0]["logs"].to_string();
+    let logs = failed["logs"].to_string();
     assert!(
         logs.contains("core.mysql.query(my): You have an error in your SQL syntax"),
         "{logs}"

@@ -22,6 +22,9 @@ const BINARY_CHARSET: u16 = 63;
 
 struct My {
     conn: Conn,
+    /// Its own `KILL QUERY`, for a result over the caps: the driver reads the rest of a result
+    /// set before it lets go of it, and killed, the rest is short.
+    cancel: Canceller,
 }
 
 /// Connects within `timeout`.
@@ -60,7 +63,8 @@ pub(super) fn connect(
             }
         });
     });
-    Ok((Box::new(My { conn }), canceller))
+    let cancel = canceller.clone();
+    Ok((Box::new(My { conn, cancel }), canceller))
 }
 
 impl Connection for My {
@@ -78,7 +82,7 @@ impl Connection for My {
                 .query_iter(statement.sql.as_str())
                 .map_err(|e| from_error(&e))?;
             while let Some(set) = result.iter() {
-                read_set(set, &mut answer, &mut tally)?;
+                read_set(set, &mut answer, &mut tally, &self.cancel)?;
             }
         } else {
             let params = Params::Positional(statement.params.iter().map(value).collect());
@@ -87,7 +91,7 @@ impl Connection for My {
                 .exec_iter(statement.sql.as_str(), params)
                 .map_err(|e| from_error(&e))?;
             while let Some(set) = result.iter() {
-                read_set(set, &mut answer, &mut tally)?;
+                read_set(set, &mut answer, &mut tally, &self.cancel)?;
             }
         }
         Ok(answer)
@@ -99,11 +103,12 @@ impl Connection for My {
 }
 
 /// Reads one result set: the rows of the first set that has columns, and the affected count
-/// and id of the last set that has none.
+/// and id of the last set that has none. Over the caps, the statement is killed.
 fn read_set<T: mysql::prelude::Protocol>(
     mut set: mysql::ResultSet<'_, '_, '_, '_, T>,
     answer: &mut Answer,
     tally: &mut Tally,
+    cancel: &Canceller,
 ) -> Result<(), DbError> {
     let columns = set.columns();
     let columns: &[mysql::Column] = columns.as_ref();
@@ -128,7 +133,11 @@ fn read_set<T: mysql::prelude::Protocol>(
             .zip(&columns)
             .map(|(v, c)| cell(v, c))
             .collect();
-        tally.add(&cells)?;
+        if let Err(over) = tally.add(&cells) {
+            // Killed first: dropping the set reads what is left of it.
+            cancel();
+            return Err(over);
+        }
         answer.rows.push(cells);
     }
     Ok(())

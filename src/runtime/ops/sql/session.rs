@@ -6,10 +6,10 @@
 //! The run's thread hands the statement over and waits for the answer in slices of [`POLL`],
 //! watching the run's stop flag and deadline. When the run is stopped (timeout, abort,
 //! shutdown) it cancels the statement on the server ([`Canceller`]: PostgreSQL's cancel
-//! request, MySQL's `KILL QUERY`, `SQLite`'s interrupt) and waits at most [`GRACE`] for the
-//! connection to come back; one that does not is given up (it ends on its own thread once the
-//! server lets go, and the server rolls back whatever it had open). So the call returns within
-//! about `POLL + GRACE` of the deadline or the abort, and the run ends then.
+//! request, MySQL's `KILL QUERY`, `SQLite`'s interrupt) and gives the connection up (it ends on
+//! its own thread once the server lets go, and the server rolls back whatever it had open).
+//! So the call returns within about one [`POLL`] of the deadline or the abort, and the run
+//! ends then.
 //!
 //! A session whose connection failed, or that was given up, is not put back; one that sat
 //! idle for more than [`PING_AFTER`] is pinged before it is used, and replaced when the ping
@@ -27,8 +27,6 @@ use crate::runtime::limits::{RunControl, StopReason};
 
 /// How often the run's thread looks at its stop flag while a statement runs.
 pub(super) const POLL: Duration = Duration::from_millis(10);
-/// How long a cancelled statement may take to give its connection back.
-const GRACE: Duration = Duration::from_millis(50);
 /// Idle time after which a pooled connection is checked before use.
 const PING_AFTER: Duration = Duration::from_secs(1);
 
@@ -129,13 +127,9 @@ impl Session {
         match self.wait(limits)? {
             Reply::Ran(Ok(answer)) => Ok(answer),
             Reply::Ran(Err(e)) => {
-                if e.broken {
-                    self.broken = true;
-                    // A result over the caps is still being sent: stop it on the server.
-                    if let Some(cancel) = &self.cancel {
-                        cancel();
-                    }
-                }
+                // A broken connection's thread has ended (a result over the caps was stopped
+                // on the server by the driver's side, or its socket closed).
+                self.broken |= e.broken;
                 Err(Failure::Db(e))
             }
             _ => {
@@ -188,19 +182,15 @@ impl Session {
         }
     }
 
-    /// Cancels the statement in progress and waits a moment for the connection to be free;
-    /// otherwise it is dropped (and ends on its own thread).
+    /// Cancels the statement in progress and gives the connection up. It is never reused:
+    /// a cancel sent as the statement finished on its own could still land on the next
+    /// statement of that connection (both PostgreSQL's cancel request and `KILL QUERY` act on
+    /// whatever the session runs when they arrive). Its thread ends once the server lets go
+    /// of the statement, and the server rolls back whatever it had open.
     fn give_up(&mut self) {
-        let Some(cancel) = &self.cancel else {
-            // Still connecting: nothing to cancel, and nothing worth waiting for.
-            self.broken = true;
-            return;
-        };
-        cancel();
-        match self.replies.recv_timeout(GRACE) {
-            Ok(Reply::Ran(Err(e))) if e.broken => self.broken = true,
-            Ok(_) => {}
-            Err(_) => self.broken = true,
+        self.broken = true;
+        if let Some(cancel) = &self.cancel {
+            cancel();
         }
     }
 }
