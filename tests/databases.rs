@@ -568,11 +568,7 @@ fn a_password_from_the_environment_is_never_in_the_log_the_state_or_an_error() {
     my.create_user("jobs_user", &secret, "secrets_my");
     pg.create_database("secrets_pg");
     let with_password = pg.create_user("jobs_pg", &secret, "secrets_pg");
-    let yaml = format!(
-        "service:\n  databases:\n    my: {{url: \"mysql://jobs_user@127.0.0.1:{mp}/secrets_my\", password_env: JOBTOP_TEST_DB_PW}}\n    pg: {{url: \"postgres://jobs_pg@127.0.0.1:{pp}/secrets_pg\", password_env: JOBTOP_TEST_DB_PW}}\n    wrongpw: {{url: \"mysql://jobs_user@127.0.0.1:{mp}/secrets_my\", password_env: JOBTOP_TEST_WRONG_PW}}\n    viaurl: {{url_env: JOBTOP_TEST_DB_URL}}\njobs:\n  - name: good\n    path: good.lua\n    interval: 1s\n    allow: [db]\n    databases: [my, pg, viaurl]\n  - name: failing\n    path: failing.lua\n    interval: 1s\n    allow: [db]\n    databases: [my, wrongpw, pg]\n",
-        mp = my.port(),
-        pp = pg.port()
-    );
+    let yaml = secrets_yaml(my.port(), pg.port());
     let sandbox = Sandbox::with_cli(
         Cli::new(Duration::from_secs(20)),
         &yaml,
@@ -640,25 +636,22 @@ fn a_password_from_the_environment_is_never_in_the_log_the_state_or_an_error() {
     drop(serve);
     // Nowhere: not in what the CLI shows, the service's log and stderr, or the state files.
     let mut places = vec![
-        ("list", serde_json::to_string(&sandbox.list()).unwrap()),
-        ("history good", serde_json::to_string(&good).unwrap()),
-        ("history failing", serde_json::to_string(&history).unwrap()),
-        ("failing", failing.to_string()),
-        ("service log", sandbox.service_log()),
+        (
+            "list".to_string(),
+            serde_json::to_string(&sandbox.list()).unwrap(),
+        ),
+        (
+            "history good".to_string(),
+            serde_json::to_string(&good).unwrap(),
+        ),
+        (
+            "history failing".to_string(),
+            serde_json::to_string(&history).unwrap(),
+        ),
+        ("failing".to_string(), failing.to_string()),
+        ("service log".to_string(), sandbox.service_log()),
     ];
-    for entry in std::fs::read_dir(sandbox.path())
-        .unwrap()
-        .chain(std::fs::read_dir(sandbox.state_dir()).unwrap())
-    {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            let bytes = std::fs::read(&path).unwrap();
-            places.push((
-                path.to_str().unwrap().to_string().leak(),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            ));
-        }
-    }
+    places.extend(files_in(&[sandbox.path(), &sandbox.state_dir()]));
     assert!(
         places.iter().any(|(what, _)| what.ends_with("state.db")),
         "no state.db"
@@ -756,4 +749,30 @@ fn tls_asked_for_is_never_given_up_for_plain_text() {
         );
         eprintln!("note: {error}");
     }
+}
+
+/// Every file directly in `dirs`, by path, with its bytes as text.
+fn files_in(dirs: &[&std::path::Path]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                files.push((
+                    path.display().to_string(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ));
+            }
+        }
+    }
+    files
+}
+
+/// The `jobs.yaml` of the secrets test: databases on the two servers, passwords from the
+/// environment, a job that succeeds and one that fails in every way it can.
+fn secrets_yaml(mp: u16, pp: u16) -> String {
+    format!(
+        "service:\n  databases:\n    my: {{url: \"mysql://jobs_user@127.0.0.1:{mp}/secrets_my\", password_env: JOBTOP_TEST_DB_PW}}\n    pg: {{url: \"postgres://jobs_pg@127.0.0.1:{pp}/secrets_pg\", password_env: JOBTOP_TEST_DB_PW}}\n    wrongpw: {{url: \"mysql://jobs_user@127.0.0.1:{mp}/secrets_my\", password_env: JOBTOP_TEST_WRONG_PW}}\n    viaurl: {{url_env: JOBTOP_TEST_DB_URL}}\njobs:\n  - name: good\n    path: good.lua\n    interval: 1s\n    allow: [db]\n    databases: [my, pg, viaurl]\n  - name: failing\n    path: failing.lua\n    interval: 1s\n    allow: [db]\n    databases: [my, wrongpw, pg]\n"
+    )
 }
