@@ -18,6 +18,7 @@
 //!   result), but a path that leaves `jobs_dir`, lexically or through a symlink that exists,
 //!   is.
 
+mod database;
 mod paths;
 mod schema;
 mod values;
@@ -27,6 +28,11 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use database::{
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, Database, Kind as DatabaseKind, Secret, Server,
+    SqliteFile, SqliteMode, Target as DatabaseTarget,
+};
 
 /// The whole of `jobs.yaml`, validated, with every default applied and every path absolute.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +102,8 @@ pub struct ServiceConfig {
     pub operators: Option<String>,
     /// A Unix group whose members may list and subscribe, but not act.
     pub viewers: Option<String>,
+    /// `service.databases`, in file order.
+    pub databases: Vec<std::sync::Arc<Database>>,
 }
 
 impl ServiceConfig {
@@ -110,6 +118,7 @@ impl ServiceConfig {
             history: HistoryConfig::default(),
             operators: None,
             viewers: None,
+            databases: Vec::new(),
         }
     }
 }
@@ -195,11 +204,18 @@ pub enum Capability {
     Exec,
     /// `core.files`, limited to the job's `files:` roots.
     Files,
+    /// `core.sql` and `core.mysql`, limited to the job's `databases:`.
+    Db,
 }
 
 impl Capability {
     /// Every capability, in the order docs/jobs-yaml.md lists them.
-    pub const ALL: [Capability; 3] = [Capability::Network, Capability::Exec, Capability::Files];
+    pub const ALL: [Capability; 4] = [
+        Capability::Network,
+        Capability::Exec,
+        Capability::Files,
+        Capability::Db,
+    ];
 
     /// The word written in `jobs.yaml`.
     pub fn as_str(self) -> &'static str {
@@ -207,6 +223,7 @@ impl Capability {
             Capability::Network => "network",
             Capability::Exec => "exec",
             Capability::Files => "files",
+            Capability::Db => "db",
         }
     }
 
@@ -254,6 +271,8 @@ pub struct JobSpec {
     pub files: Vec<PathBuf>,
     /// Environment variables `core.env` may read.
     pub env: Vec<String>,
+    /// The databases `core.sql` and `core.mysql` may use, from `service.databases`.
+    pub databases: Vec<std::sync::Arc<Database>>,
     /// Where the entry stands in `jobs.yaml` and how it is written.
     pub source: EntrySource,
 }
@@ -345,11 +364,31 @@ fn display_problems(file: &Path, problems: &[Problem]) -> String {
 /// [`ConfigError::Unreadable`] when the file cannot be read, [`ConfigError::Invalid`] with
 /// every problem when it is not a valid `jobs.yaml`.
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    load_with(file, Secrets::Required)
+}
+
+/// Whether the variables of `url_env` and `password_env` must be set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secrets {
+    /// They must (`check`, `serve`, a reload, running a job): an unset one is a problem.
+    Required,
+    /// They need not, for the commands that only show jobs (`list`, `history`, `next`), so
+    /// that an operator's shell needs no database passwords. A database whose `url_env` is
+    /// unset is left out (jobs may still name it); one whose `password_env` is unset has no
+    /// password.
+    Optional,
+}
+
+/// [`load`], with the database variables as `secrets` says.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with(file: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Unreadable {
         file: file.to_path_buf(),
         source,
     })?;
-    parse(file, &text)
+    parse_with(file, &text, secrets)
 }
 
 /// Validates `text` as the contents of `file`; `file` only names it in messages and anchors
@@ -358,6 +397,14 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
 /// # Errors
 /// [`ConfigError::Invalid`] with every problem, sorted by position.
 pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    parse_with(file, text, Secrets::Required)
+}
+
+/// [`parse`], with the database variables as `secrets` says.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_with(file: &Path, text: &str, secrets: Secrets) -> Result<Config, ConfigError> {
     let parent = file.parent().unwrap_or(Path::new(""));
     let parent = if parent.as_os_str().is_empty() {
         Path::new(".")
@@ -375,7 +422,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     };
     let root = yaml::parse(text).map_err(|p| invalid(vec![p]))?;
     let (service, jobs, mut warnings) =
-        schema::validate(root.as_ref(), text, &base_dir).map_err(invalid)?;
+        schema::validate(root.as_ref(), text, &base_dir, secrets).map_err(invalid)?;
     warnings.sort_by_key(|p| (p.line, p.column));
     Ok(Config {
         file: file.to_path_buf(),

@@ -19,7 +19,8 @@ type Stored = (Config, Vec<JobState>, Option<String>);
 
 /// Reads the configuration and the jobs' stored state; the error carries the exit code.
 fn read(file: &Path) -> Result<Stored, (String, u8)> {
-    let config = config::load(file).map_err(|e| (e.to_string(), exit::USAGE))?;
+    let config = config::load_with(file, config::Secrets::Optional)
+        .map_err(|e| (e.to_string(), exit::USAGE))?;
     let holder = state_dir::holder(&config.service.state_dir);
     let states = match Store::open_read_only(&database_path(&config.service.state_dir)) {
         Ok(store) => store
@@ -147,7 +148,7 @@ pub fn run_history(file: &Path, name: &str, limit: usize, as_json: bool) -> u8 {
             }
         };
     }
-    let config = match config::load(file) {
+    let config = match config::load_with(file, config::Secrets::Optional) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("jobtop history: {e}");

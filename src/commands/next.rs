@@ -10,7 +10,7 @@ use crate::config;
 
 /// Prints the next `count` firings of `name` after `from` (default now); the exit code.
 pub fn run(file: &Path, name: &str, count: usize, from: Option<DateTime<Utc>>, json: bool) -> u8 {
-    let config = match config::load(file) {
+    let config = match config::load_with(file, config::Secrets::Optional) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("jobtop next: {e}");

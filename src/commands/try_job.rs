@@ -36,6 +36,7 @@ pub fn run(args: &TryArgs) -> u8 {
             env: args.env.clone(),
             // `try` keeps core.state for this one run only.
             state: Some(Arc::new(MemoryState::default())),
+            databases: Vec::new(),
         }),
     };
     let outcome = JobRunner::new(Arc::new(ScriptCache::new()), vec![]).run(&request);

@@ -8,6 +8,7 @@ use super::values::Checker;
 use super::yaml::{Node, Pos, Source, Value};
 use super::{JobSpec, Problem, ServiceConfig};
 
+mod databases;
 mod job;
 mod service;
 mod timing;
@@ -28,8 +29,12 @@ pub(super) fn validate(
     root: Option<&Node>,
     text: &str,
     base_dir: &Path,
+    secrets: super::Secrets,
 ) -> Result<Valid, Vec<Problem>> {
-    let mut check = Checker::default();
+    let mut check = Checker {
+        secrets_optional: secrets == super::Secrets::Optional,
+        ..Checker::default()
+    };
     let source = Source::new(text);
     let Some(root) = root else {
         check.report(

@@ -158,7 +158,7 @@ fn good_config() {
     );
     assert_eq!(report.timeout, Duration::from_secs(10));
     assert_eq!(report.memory, 16 << 20);
-    assert_eq!(report.allow, Capability::ALL);
+    assert_eq!(report.allow, Capability::ALL[..3]);
     assert_eq!(report.files, [PathBuf::from("/var/log/myapp")]);
     assert_eq!(report.env, ["API_TOKEN"]);
     assert_eq!(report.source.line, 14);
@@ -204,7 +204,7 @@ fn messages_name_the_file_line_and_column() {
     assert_eq!(
         err.to_string(),
         "jobs.yaml:5:5: unknown key \"intervall\" in job \"x\" (did you mean \"interval\"?): \
-         expected one of name, path, interval, schedule, timezone, catch_up, retries, retry_delay, active, run_once, timeout, memory, allow, files, env"
+         expected one of name, path, interval, schedule, timezone, catch_up, retries, retry_delay, active, run_once, timeout, memory, allow, files, env, databases"
     );
     let err = load(Path::new("/nonexistent/jobtop/jobs.yaml")).unwrap_err();
     assert!(matches!(err, ConfigError::Unreadable { .. }));
@@ -484,4 +484,84 @@ fn spread_is_accepted_with_a_deprecation_warning() {
             .contains("spread in service is deprecated and ignored"),
         "{warning}"
     );
+}
+
+#[test]
+fn databases_are_resolved_for_the_jobs_that_name_them() {
+    let text = "service:\n  databases:\n    reports: {url: \"postgres://jobs@db1/reports?sslmode=require\", password_env: HOME}\n    local: {url: \"sqlite:data/app.db?mode=ro\", max_rows: 10, max_result: 1MiB}\njobs:\n  - name: a\n    path: a.lua\n    interval: 5s\n    allow: [db]\n    databases: [local, reports, local]\n  - name: b\n    path: b.lua\n    interval: 5s\n    databases: [reports]\n";
+    let config = ok(text);
+    let names: Vec<&str> = config
+        .service
+        .databases
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(names, ["reports", "local"]);
+    let a = &config.jobs[0];
+    let used: Vec<&str> = a.databases.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(used, ["local", "reports"]);
+    let reports = &a.databases[1];
+    let DatabaseTarget::Postgres(server) = &reports.target else {
+        panic!("{reports:?}")
+    };
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        server.password.as_ref().map(Secret::expose),
+        Some(home.as_str())
+    );
+    assert!(server.tls);
+    assert!(
+        !format!("{config:?}").contains(&format!("\"{home}\"")),
+        "the password shows in Debug"
+    );
+    assert_eq!(
+        reports.shown,
+        "postgres://jobs@db1:5432/reports?sslmode=require"
+    );
+    let local = &a.databases[0];
+    assert_eq!((local.max_rows, local.max_bytes), (10, 1 << 20));
+    assert_eq!(
+        local.target,
+        DatabaseTarget::Sqlite(SqliteFile {
+            path: Path::new(FILE).parent().unwrap().join("data/app.db"),
+            mode: SqliteMode::ReadOnly
+        })
+    );
+    // Listed without allow: [db]: a warning, not a problem.
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.line == 14 && w.message.contains("allow has no db")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn unset_database_variables_are_problems_unless_secrets_are_optional() {
+    let text = "service:\n  databases:\n    reports: {url_env: JOBTOP_SURELY_UNSET_URL}\n    app: {url: \"mysql://app@db1/app\", password_env: JOBTOP_SURELY_UNSET_PW}\njobs:\n  - name: a\n    path: a.lua\n    interval: 5s\n    allow: [db]\n    databases: [reports, app]\n";
+    let found = problems(text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0]
+            .message
+            .contains("names JOBTOP_SURELY_UNSET_URL, which is not set"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[1]
+            .message
+            .contains("names JOBTOP_SURELY_UNSET_PW, which is not set"),
+        "{}",
+        found[1]
+    );
+    let config = parse_with(Path::new(FILE), text, Secrets::Optional).unwrap();
+    let used: Vec<&str> = config.jobs[0]
+        .databases
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert_eq!(used, ["app"], "the database without its URL is left out");
 }

@@ -41,6 +41,12 @@ pub(super) struct Checker {
     pub problems: Vec<Problem>,
     /// Things that work but deserve a word: deprecated keys, risky settings.
     pub warnings: Vec<Problem>,
+    /// Whether an unset `url_env` or `password_env` variable is let pass (for the commands
+    /// that only show jobs and never connect: see [`super::Secrets`]).
+    pub secrets_optional: bool,
+    /// Databases left out, because they have problems (reported) or their `url_env` variable
+    /// is unset (with `secrets_optional`); jobs may still name them.
+    pub unresolved: Vec<String>,
 }
 
 impl Checker {

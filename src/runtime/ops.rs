@@ -1,5 +1,5 @@
 //! The ops API of job files (`core.json`, `core.network`, `core.exec`, `core.files`,
-//! `core.state`, `core.env`, utilities): what a job may do with the outside world, each area
+//! `core.state`, `core.env`, `core.sql`, utilities): what a job may do with the outside world, each area
 //! registered by its own module, each gated by the job's grants from `jobs.yaml`.
 //!
 //! In Coronium's style a function that can fail returns `nil, err` instead of raising. Every
@@ -10,7 +10,9 @@ mod env;
 mod exec;
 mod files;
 mod json;
+mod mysql_api;
 mod network;
+mod sql;
 mod state;
 mod util;
 
@@ -75,6 +77,8 @@ pub struct JobGrants {
     pub env: Vec<String>,
     /// Where `core.state` keeps values; `None` makes it fail with a message.
     pub state: Option<Arc<dyn StateStore>>,
+    /// The databases `core.sql` and `core.mysql` may use.
+    pub databases: Vec<Arc<crate::config::Database>>,
 }
 
 impl JobGrants {
@@ -86,6 +90,7 @@ impl JobGrants {
             files: spec.files.clone(),
             env: spec.env.clone(),
             state,
+            databases: spec.databases.clone(),
         }
     }
 }
@@ -98,6 +103,14 @@ impl std::fmt::Debug for JobGrants {
             .field("files", &self.files)
             .field("env", &self.env)
             .field("state", &self.state.is_some())
+            .field(
+                "databases",
+                &self
+                    .databases
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -194,5 +207,7 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     network::register(lua, core)?;
     exec::register(lua, core)?;
     files::register(lua, core)?;
+    sql::register(lua, core)?;
+    mysql_api::register(lua, core)?;
     Ok(())
 }

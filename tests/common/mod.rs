@@ -9,6 +9,8 @@
 //!   SMTP, an HTTP receiver) and a real Prometheus text parser; a test whose server is
 //!   missing skips, unless `JOBTOP_REQUIRE_SERVERS` is set.
 //! - [`accounts`]: throwaway Unix users and groups, and programs run as them.
+//! - [`databases`]: databases as `service.databases` defines them, and job files run against
+//!   them with `allow: [db]`.
 //!
 //! A test file adds what only it needs to these types in its own `impl Sandbox { … }` or
 //! `impl Serve { … }` (how it decides that a service is ready, how it stops one, …).
@@ -18,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod accounts;
+pub mod databases;
 pub mod faults;
 pub mod paused;
 pub mod process;

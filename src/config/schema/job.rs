@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::super::paths;
 use super::super::values::{Checker, Fields};
 use super::super::yaml::{Node, Source, Value, entry_text};
-use super::super::{Capability, EntrySource, JobSpec, ServiceConfig};
+use super::super::{Capability, Database, EntrySource, JobSpec, ServiceConfig};
 use super::timing;
 
 const JOB_KEYS: &[&str] = &[
@@ -26,11 +27,12 @@ const JOB_KEYS: &[&str] = &[
     "allow",
     "files",
     "env",
+    "databases",
 ];
 
 const EXPECT_NAME: &str = "a unique job name made of letters, digits, '_', '.' and '-'";
 const EXPECT_PATH: &str = "the job file's path, relative to jobs_dir";
-const EXPECT_CAPABILITY: &str = "network, exec or files";
+const EXPECT_CAPABILITY: &str = "network, exec, files or db";
 const EXPECT_ENV: &str =
     "an environment variable name: letters, digits and '_', not starting with a digit";
 const EXPECT_ROOT: &str = "an absolute path such as /var/log/myapp";
@@ -92,7 +94,7 @@ pub(super) fn job(
         .required(&f, node, "name", &ctx, EXPECT_NAME)
         .and_then(|n| Some((n, check.text(n, &format!("name {ctx}"), EXPECT_NAME)?)));
     if let Some((name_node, name)) = &name {
-        if !is_job_name(name) {
+        if !is_name(name) {
             check.report(
                 name_node.pos,
                 format!("invalid job name {name:?}: expected {EXPECT_NAME}"),
@@ -139,6 +141,7 @@ pub(super) fn job(
     let allow = capabilities(check, &f, &ctx);
     let files = file_roots(check, &f, &ctx);
     let env = env_names(check, &f, &ctx);
+    let databases = database_names(check, &f, &ctx, service, &allow);
 
     if check.problems.len() > before {
         return None;
@@ -159,6 +162,7 @@ pub(super) fn job(
         allow,
         files,
         env,
+        databases,
         source: EntrySource {
             line: node.pos.line,
             text: entry_text(source, node).into(),
@@ -169,7 +173,7 @@ pub(super) fn job(
 /// `allow:`: capabilities without repeats, in the order written.
 fn capabilities(check: &mut Checker, f: &Fields<'_>, ctx: &str) -> Vec<Capability> {
     let mut allow = Vec::new();
-    let expected = "a list of capabilities: [network, exec, files]";
+    let expected = "a list of capabilities: [network, exec, files, db]";
     for item in f.set("allow").map_or(&[][..], |n| {
         check.list(n, &format!("allow {ctx}"), expected)
     }) {
@@ -234,8 +238,60 @@ fn env_names(check: &mut Checker, f: &Fields<'_>, ctx: &str) -> Vec<String> {
     env
 }
 
+/// `databases:`: names from `service.databases`, each once, in the order written (a warning
+/// when the job lacks `allow: [db]`).
+fn database_names(
+    check: &mut Checker,
+    f: &Fields<'_>,
+    ctx: &str,
+    service: &ServiceConfig,
+    allow: &[Capability],
+) -> Vec<Arc<Database>> {
+    let mut found: Vec<Arc<Database>> = Vec::new();
+    let expected = "a list of names from service.databases, such as [reports]";
+    for item in f.set("databases").map_or(&[][..], |n| {
+        check.list(n, &format!("databases {ctx}"), expected)
+    }) {
+        let Some(name) = check.text(item, &format!("a name in databases {ctx}"), expected) else {
+            continue;
+        };
+        match service.databases.iter().find(|d| d.name == name) {
+            Some(db) if !found.iter().any(|d| d.name == name) => found.push(db.clone()),
+            Some(_) => {}
+            None if check.unresolved.contains(&name) => {}
+            None => {
+                let mut known: Vec<&str> =
+                    service.databases.iter().map(|d| d.name.as_str()).collect();
+                known.extend(check.unresolved.iter().map(String::as_str));
+                let expected = if known.is_empty() {
+                    "a database defined in service.databases (there are none)".to_string()
+                } else {
+                    format!("one of {} (from service.databases)", known.join(", "))
+                };
+                check.report(
+                    item.pos,
+                    format!("unknown database {name:?} {ctx}: expected {expected}"),
+                );
+            }
+        }
+    }
+    if let Some(node) = f.set("databases")
+        && !found.is_empty()
+        && !allow.contains(&Capability::Db)
+    {
+        check.warn(
+            node.pos,
+            format!(
+                "databases {ctx} are listed, but allow has no db, so core.sql and core.mysql \
+                 refuse them: expected `allow: [db]` beside databases"
+            ),
+        );
+    }
+    found
+}
+
 /// `[A-Za-z0-9_.-]+`
-fn is_job_name(name: &str) -> bool {
+pub(super) fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -243,7 +299,7 @@ fn is_job_name(name: &str) -> bool {
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]*`
-fn is_env_name(name: &str) -> bool {
+pub(super) fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
         .next()
@@ -257,10 +313,10 @@ mod tests {
 
     #[test]
     fn name_patterns() {
-        assert!(is_job_name("nightly-report_2.v1"));
-        assert!(!is_job_name(""));
-        assert!(!is_job_name("a b"));
-        assert!(!is_job_name("ä"));
+        assert!(is_name("nightly-report_2.v1"));
+        assert!(!is_name(""));
+        assert!(!is_name("a b"));
+        assert!(!is_name("ä"));
         assert!(is_env_name("_X1"));
         assert!(!is_env_name("1X"));
         assert!(!is_env_name("A-B"));

@@ -18,6 +18,7 @@ const SERVICE_KEYS: &[&str] = &[
     "history",
     "operators",
     "viewers",
+    "databases",
 ];
 const DEFAULTS_KEYS: &[&str] = &["timeout", "memory", "catch_up", "retries", "retry_delay"];
 const HISTORY_KEYS: &[&str] = &["keep_runs", "keep_days"];
@@ -61,6 +62,9 @@ pub(super) fn service(check: &mut Checker, node: Option<&Node>, base_dir: &Path)
         service.timezone = Some(zone);
     }
     groups(check, &f, &mut service);
+    if let Some(node) = f.set("databases") {
+        service.databases = super::databases::databases(check, node, base_dir);
+    }
     if let Some(node) = f.set("workers") {
         let expected = "a whole number of parallel runs, at least 1";
         let max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
