@@ -179,7 +179,11 @@ fn a_full_disk_is_reported_loses_no_acknowledged_action_and_recording_resumes() 
     );
     let steady = runs(&sandbox.job("steady"));
     let later = sandbox.wait_job("steady", Duration::from_secs(10), |j| runs(j) > steady + 2);
-    assert_eq!(later["status"], "waiting", "{later:#}");
+    // Waiting for its next run, or in one (a run is handed over a few ms before it is due).
+    assert!(
+        matches!(later["status"].as_str(), Some("waiting" | "running")),
+        "{later:#}"
+    );
     assert_eq!(sandbox.list().len(), 8);
 
     // An action while the disk is full: either saved and acknowledged, or refused saying why.

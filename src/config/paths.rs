@@ -79,6 +79,15 @@ pub(super) fn check_in(
         return Ok(());
     };
     let full = jobs_dir.join(relative);
+    // The common case, a plain file right in jobs_dir, costs one `lstat` rather than a
+    // `realpath` walk of every directory above it: a file that is not a symlink is where its
+    // directory is.
+    let mut parts = relative.components();
+    if let (Some(Component::Normal(_)), None) = (parts.next(), parts.next())
+        && std::fs::symlink_metadata(&full).is_ok_and(|m| !m.file_type().is_symlink())
+    {
+        return Ok(());
+    }
     let mut probe = full.as_path();
     loop {
         if let Ok(real) = probe.canonicalize() {

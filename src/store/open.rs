@@ -106,7 +106,8 @@ impl Store {
     /// Opens an existing state database for reading only (`jobtop list`, `jobtop history`).
     ///
     /// # Errors
-    /// [`StoreError::Missing`] when there is no file, [`StoreError::TooOld`] when it still
+    /// [`StoreError::Missing`] when there is no file (or an empty one a writer is creating),
+    /// [`StoreError::TooOld`] when it still
     /// needs migrating (only a writer migrates), and the errors of [`Store::open`].
     pub fn open_read_only(db_path: &Path) -> Result<Store, StoreError> {
         if !db_path.exists() {
@@ -119,6 +120,13 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_READ_ONLY;
         let store = connect(db_path, flags)?;
         let found = checked_version(&store)?;
+        // Version 0 and no tables: a writer has just created the file and not yet committed
+        // the schema (its first transaction); to a reader that is no state yet, as no file is.
+        if found == 0 && !has_tables(&store)? {
+            return Err(StoreError::Missing {
+                path: db_path.to_path_buf(),
+            });
+        }
         if found != schema::LATEST {
             let (path, known) = (db_path.to_path_buf(), schema::LATEST);
             return Err(if found > known {

@@ -279,14 +279,23 @@ fn a_reader_needs_an_existing_migrated_database() {
     assert!(!path.exists());
     assert!(!path.parent().unwrap().exists());
 
-    // An empty file is an empty database, at version 0: a writer would migrate it.
+    // An empty file is what a writer has just created and not yet migrated (serve starting
+    // while `jobtop list` polls): no state yet, like no file.
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, b"").unwrap();
     let err = Store::open_read_only(&path).unwrap_err();
-    assert!(matches!(err, StoreError::TooOld { found: 0, .. }), "{err}");
-    assert!(err.to_string().contains("to migrate it"), "{err}");
+    assert!(matches!(err, StoreError::Missing { .. }), "{err}");
     Store::open(&path).unwrap();
     Store::open_read_only(&path).unwrap();
+
+    // An older version with our tables is one only a writer may migrate.
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 1)
+        .unwrap();
+    let err = Store::open_read_only(&path).unwrap_err();
+    assert!(matches!(err, StoreError::TooOld { found: 1, .. }), "{err}");
+    assert!(err.to_string().contains("to migrate it"), "{err}");
 }
 
 #[test]
