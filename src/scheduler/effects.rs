@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::Scheduler;
-use super::lifecycle::{Durable, Effect, Event, Now};
+use super::lifecycle::{Dispatch, Durable, Effect, Event, Now};
 use super::recorder::Record;
 use super::timers::{JobId, Timer};
 use super::workers::{KNOWN_LONG, Work};
@@ -45,13 +45,7 @@ impl Scheduler {
                 Effect::Arm(at) => self.arm(id, Some((at, false))),
                 Effect::Recheck(at) => self.arm(id, Some((at, true))),
                 Effect::Disarm => self.arm(id, None),
-                Effect::Dispatch {
-                    run_id,
-                    control,
-                    scheduled,
-                    trigger,
-                    start_at,
-                } => self.dispatch(id, run_id, control, scheduled, trigger, start_at),
+                Effect::Dispatch(run) => self.dispatch(id, run),
                 Effect::Abort => {
                     if let Some(run) = self.jobs.get(&id).and_then(|e| e.running.as_ref()) {
                         run.control.abort();
@@ -122,15 +116,7 @@ impl Scheduler {
     }
 
     /// Hands one run of a job to the worker pool.
-    fn dispatch(
-        &mut self,
-        id: JobId,
-        run_id: u64,
-        control: crate::runtime::RunControl,
-        scheduled: chrono::DateTime<chrono::Utc>,
-        trigger: crate::job::Trigger,
-        start_at: tokio::time::Instant,
-    ) {
+    fn dispatch(&mut self, id: JobId, run: Dispatch) {
         let log_sink = self.log_sink(id);
         let Some(entry) = self.jobs.get_mut(&id) else {
             return;
@@ -142,18 +128,20 @@ impl Scheduler {
         let request = RunRequest {
             file: entry.spec.file.clone(),
             display_name: entry.display_name.clone(),
-            scheduled,
+            scheduled: run.scheduled,
             zone,
             timeout: entry.spec.timeout,
             memory: entry.spec.memory,
-            control,
+            control: run.control,
             log_sink,
             grants: entry.grants.clone(),
         };
         // Handed over before its due time: the release timer waits out the rest (on the real
         // clock).
         let start_at = std::time::Instant::now()
-            + start_at.saturating_duration_since(tokio::time::Instant::now());
+            + run
+                .start_at
+                .saturating_duration_since(tokio::time::Instant::now());
         // Known to be long: its last run timed out or took long enough that a wait for a CPU
         // cannot explain it.
         let long = entry.stored.last_result == Some(RunResult::Timeout)
@@ -163,9 +151,9 @@ impl Scheduler {
                 .is_some_and(|ms| ms >= KNOWN_LONG.as_secs_f64() * 1e3);
         let work = Work {
             job: id,
-            run_id,
+            run_id: run.run_id,
             name: entry.spec.name.clone(),
-            trigger,
+            trigger: run.trigger,
             long,
             start_at,
             request,

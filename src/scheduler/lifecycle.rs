@@ -161,6 +161,21 @@ pub enum Durable {
 }
 
 /// What the actor must do, in order.
+/// A run to hand to the worker pool.
+#[derive(Debug)]
+pub struct Dispatch {
+    /// Its id (the job's `running` holds it).
+    pub run_id: u64,
+    /// Its stop flag.
+    pub control: RunControl,
+    /// The time the helpers report, and history's `scheduled`.
+    pub scheduled: DateTime<Utc>,
+    /// Who asked.
+    pub trigger: Trigger,
+    /// When to start it (a run handed over before its due time waits for it).
+    pub start_at: Instant,
+}
+
 #[derive(Debug)]
 pub enum Effect {
     /// Arm the job's timer for this instant (replacing any armed one): a batched timer, which
@@ -173,18 +188,7 @@ pub enum Effect {
     /// The job has no timer now.
     Disarm,
     /// Hand a run to the worker pool.
-    Dispatch {
-        /// Its id (the job's `running` holds it).
-        run_id: u64,
-        /// Its stop flag.
-        control: RunControl,
-        /// The time the helpers report, and history's `scheduled`.
-        scheduled: DateTime<Utc>,
-        /// Who asked.
-        trigger: Trigger,
-        /// When to start it (a run handed over before its due time waits for it).
-        start_at: Instant,
-    },
+    Dispatch(Dispatch),
     /// Abort the run in progress (an operator cancelled the job).
     Abort,
     /// Record a firing that was not run.
@@ -263,13 +267,13 @@ impl JobEntry {
             trigger,
             aborting: false,
         });
-        Effect::Dispatch {
+        Effect::Dispatch(Dispatch {
             run_id,
             control,
             scheduled,
             trigger,
             start_at,
-        }
+        })
     }
 
     /// A skipped firing's record: `covers` firings from `slot` on, not run for `reason`.

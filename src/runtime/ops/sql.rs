@@ -37,6 +37,21 @@ use super::context;
 use crate::config::{Capability, Database, DatabaseKind};
 use crate::runtime::limits::StopReason;
 
+/// `core.sql.query` and `core.sql.exec`: one statement with its parameters, on a granted
+/// database, within the run's limits.
+fn one_statement(
+    lua: &Lua,
+    what: &'static str,
+    db: &Value,
+    text: &Value,
+    params: &MultiValue,
+) -> Result<Answer, CallError> {
+    granted(lua, what, db).and_then(|(db, limits)| {
+        let statement = statement(&db, what, text, params.iter())?;
+        run(&db, &limits, statement).map_err(|e| e.within(what, &db))
+    })
+}
+
 /// Registers `core.sql` and the values `core.NULL`, `core.ASC` and `core.DESC`.
 pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     core.raw_set("NULL", value::null())?;
@@ -46,11 +61,7 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     sql.raw_set(
         "query",
         lua.create_function(|lua, (db, text, params): (Value, Value, MultiValue)| {
-            let what = "core.sql.query";
-            let result = granted(lua, what, &db).and_then(|(db, limits)| {
-                let statement = statement(&db, what, &text, params.iter())?;
-                run(&db, &limits, statement).map_err(|e| e.within(what, &db))
-            });
+            let result = one_statement(lua, "core.sql.query", &db, &text, &params);
             answer(lua, result, |lua, answer| {
                 Ok(Value::Table(rows_table(lua, &answer.columns, answer.rows)?))
             })
@@ -59,11 +70,7 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     sql.raw_set(
         "exec",
         lua.create_function(|lua, (db, text, params): (Value, Value, MultiValue)| {
-            let what = "core.sql.exec";
-            let result = granted(lua, what, &db).and_then(|(db, limits)| {
-                let statement = statement(&db, what, &text, params.iter())?;
-                run(&db, &limits, statement).map_err(|e| e.within(what, &db))
-            });
+            let result = one_statement(lua, "core.sql.exec", &db, &text, &params);
             answer(lua, result, changes_table)
         })?,
     )?;
@@ -322,14 +329,7 @@ fn transaction(lua: &Lua, db: &Value, function: &Value) -> mlua::Result<MultiVal
     let opened = session.run(simple(begin(db.kind())), &limits);
     if let Err(failure_) = opened {
         checkin(session);
-        return failure(
-            lua,
-            Failed {
-                failure: failure_,
-                connecting: false,
-            }
-            .within(what, &db),
-        );
+        return statement_failed(lua, failure_, what, &db);
     }
     let slot: TxSlot = Rc::new(RefCell::new(Some(session)));
     let tx = tx_table(lua, &db, &limits, &slot)?;
@@ -376,14 +376,7 @@ fn transaction(lua: &Lua, db: &Value, function: &Value) -> mlua::Result<MultiVal
     let committed = session.run(simple("COMMIT"), &limits);
     checkin(session);
     if let Err(failure_) = committed {
-        return failure(
-            lua,
-            Failed {
-                failure: failure_,
-                connecting: false,
-            }
-            .within(what, &db),
-        );
+        return statement_failed(lua, failure_, what, &db);
     }
     if first.is_nil() {
         return Ok(MultiValue::from_iter([Value::Boolean(true)]));
@@ -454,4 +447,18 @@ fn tx_table(lua: &Lua, db: &Arc<Database>, limits: &Limits, slot: &TxSlot) -> ml
     }
     tx.set_readonly(true);
     Ok(tx)
+}
+
+/// `nil, message, code` for a statement of `what` that failed on an open connection.
+fn statement_failed(
+    lua: &Lua,
+    failure_: Failure,
+    what: &str,
+    db: &Database,
+) -> mlua::Result<MultiValue> {
+    let failed = Failed {
+        failure: failure_,
+        connecting: false,
+    };
+    failure(lua, failed.within(what, db))
 }

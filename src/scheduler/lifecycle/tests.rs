@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::time::Instant;
 
 use super::super::table::JobEntry;
-use super::{Effect, Ended, Event, Now};
+use super::{Dispatch, Effect, Ended, Event, Now};
 use crate::job::{RunResult, Status};
 use crate::runtime::JobGrants;
 use crate::store::JobState;
@@ -98,12 +98,12 @@ impl Case {
             Effect::Arm(at) => format!("arm {}", self.mono(*at)),
             Effect::Recheck(at) => format!("recheck {}", self.mono(*at)),
             Effect::Disarm => "disarm".into(),
-            Effect::Dispatch {
+            Effect::Dispatch(Dispatch {
                 scheduled,
                 trigger,
                 start_at,
                 ..
-            } => {
+            }) => {
                 let run = format!("run {} {}", self.wall(*scheduled), trigger.as_str());
                 if *start_at > self.mono0 + Duration::from_secs_f64(self.last) {
                     format!("{run} at {}", self.mono(*start_at))

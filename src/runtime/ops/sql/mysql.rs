@@ -68,12 +68,7 @@ pub(super) fn connect(
 }
 
 impl Connection for My {
-    fn run(
-        &mut self,
-        statement: &Statement,
-        caps: Caps,
-        _time: Duration,
-    ) -> Result<Answer, DbError> {
+    fn run(&mut self, statement: &Statement, caps: Caps, _: Duration) -> Result<Answer, DbError> {
         let mut tally = Tally::new(caps);
         let mut answer = Answer::default();
         if statement.params.is_empty() {

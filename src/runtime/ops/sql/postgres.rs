@@ -86,12 +86,7 @@ where
 }
 
 impl Connection for Pg {
-    fn run(
-        &mut self,
-        statement: &Statement,
-        caps: Caps,
-        _time: Duration,
-    ) -> Result<Answer, DbError> {
+    fn run(&mut self, statement: &Statement, caps: Caps, _: Duration) -> Result<Answer, DbError> {
         let params: Vec<&(dyn ToSql + Sync)> = statement
             .params
             .iter()
