@@ -91,6 +91,21 @@ pub enum Subcommand {
         #[arg(long)]
         json: bool,
     },
+    /// Notification channels (docs/alerts.md).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+/// `jobtop notify ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test notification to every channel (or one) and print each outcome; exit 1 if
+    /// any failed.
+    Test {
+        /// Only channel N (from 1), in the order `notify test` lists them.
+        #[arg(long, value_name = "N")]
+        channel: Option<usize>,
+    },
 }
 
 /// `jobtop try FILE ...`

@@ -21,6 +21,7 @@ pub mod check;
 pub mod dashboard;
 pub mod list;
 pub mod next;
+pub mod notify;
 pub mod serve;
 pub mod try_job;
 

@@ -19,6 +19,7 @@
 //!   is.
 
 mod database;
+mod notify;
 mod paths;
 mod schema;
 mod values;
@@ -33,6 +34,8 @@ pub use database::{
     DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, Database, Kind as DatabaseKind, Secret, Server,
     SqliteFile, SqliteMode, Target as DatabaseTarget,
 };
+
+pub use notify::{Alerts, Channel, NotifyEvent, Smtp, Target as NotifyTarget};
 
 /// The whole of `jobs.yaml`, validated, with every default applied and every path absolute.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +107,8 @@ pub struct ServiceConfig {
     pub viewers: Option<String>,
     /// `service.databases`, in file order.
     pub databases: Vec<std::sync::Arc<Database>>,
+    /// `service.notify`, `smtp`, `metrics` and `metrics_textfile` (docs/alerts.md).
+    pub alerts: Alerts,
 }
 
 impl ServiceConfig {
@@ -119,6 +124,7 @@ impl ServiceConfig {
             operators: None,
             viewers: None,
             databases: Vec::new(),
+            alerts: Alerts::default(),
         }
     }
 }
@@ -273,6 +279,9 @@ pub struct JobSpec {
     pub env: Vec<String>,
     /// The databases `core.sql` and `core.mysql` may use, from `service.databases`.
     pub databases: Vec<std::sync::Arc<Database>>,
+    /// Its own notification channels (`notify:`), replacing the service's; `Some(vec![])`
+    /// silences it.
+    pub notify: Option<Vec<Channel>>,
     /// Where the entry stands in `jobs.yaml` and how it is written.
     pub source: EntrySource,
 }

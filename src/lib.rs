@@ -9,6 +9,8 @@ pub mod config;
 pub mod control;
 pub mod job;
 pub mod logging;
+pub mod metrics;
+pub mod notify;
 pub mod runtime;
 pub mod schedule;
 pub mod scheduler;

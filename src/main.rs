@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use jobtop::cli::{Cli, Subcommand};
+use jobtop::cli::{Cli, NotifyCommand, Subcommand};
 use jobtop::commands;
 use jobtop::control::Verb;
 
@@ -29,6 +29,9 @@ fn main() -> ExitCode {
             from,
             json,
         }) => commands::next::run(&cli.config, name, usize::from(*count), *from, *json),
+        Some(Subcommand::Notify(NotifyCommand::Test { channel })) => {
+            commands::notify::run_test(&cli.config, *channel)
+        }
         Some(Subcommand::Attach) => commands::dashboard::run(
             &cli.config,
             commands::dashboard::Options {

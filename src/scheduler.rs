@@ -111,6 +111,11 @@ pub enum StartError {
 pub struct SchedulerHandle {
     /// Its client.
     pub client: Client,
+    /// The configuration it runs, replaced at each applied reload.
+    pub config: tokio::sync::watch::Receiver<Arc<Config>>,
+    /// Its events, for parts of the service that add notices of their own (it does not keep
+    /// the channel open: subscribers still see it close when the scheduler ends).
+    pub events: broadcast::WeakSender<JobEvent>,
     /// The scheduler task; it ends after a shutdown has recorded everything.
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -137,8 +142,12 @@ pub fn start(
     let state_store: Arc<dyn StateStore> =
         Arc::new(SqliteState::new(database_path(&config.service.state_dir)));
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let config = Arc::new(config);
+    let (config_watch, config_rx) = tokio::sync::watch::channel(config.clone());
+    let weak_events = events.downgrade();
     let mut scheduler = Scheduler {
-        config: Arc::new(config),
+        config,
+        config_watch,
         jobs: FxHashMap::default(),
         order: Vec::new(),
         by_name: HashMap::new(),
@@ -175,6 +184,8 @@ pub fn start(
     let task = tokio::spawn(scheduler.serve(commands_rx, internal_rx));
     Ok(SchedulerHandle {
         client: Client::new(commands_tx),
+        config: config_rx,
+        events: weak_events,
         task,
     })
 }
@@ -196,6 +207,8 @@ struct ShutdownState {
 
 struct Scheduler {
     config: Arc<Config>,
+    /// Tells the notifier and others which configuration runs now.
+    config_watch: tokio::sync::watch::Sender<Arc<Config>>,
     jobs: FxHashMap<JobId, JobEntry>,
     order: Vec<JobId>,
     by_name: HashMap<String, JobId>,

@@ -84,7 +84,7 @@ fn run_in_process(
     let config = service.config.clone();
     let socket_path = socket::path(&config.service.state_dir);
     let code = runtime.block_on(async {
-        let handle = match start_with_socket(config, store) {
+        let handle = match start_with_socket(config, store).await {
             Ok(handle) => handle,
             Err(e) => {
                 eprintln!("jobtop: {e}");

@@ -7,6 +7,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::exit;
 use crate::config::{self, Config, ConfigError};
+use crate::metrics::Exporter;
+use crate::notify::{Failures, Notifier, Wiring};
 use crate::scheduler::{self, SchedulerHandle, SchedulerOptions, database_path};
 use crate::state_dir::{self, StateLock};
 use crate::store::Store;
@@ -80,7 +82,7 @@ pub fn run(file: &Path) -> u8 {
     let config = service.config.clone();
     let socket = crate::socket::path(&config.service.state_dir);
     let code = runtime.block_on(async move {
-        let handle = match start_with_socket(config, store) {
+        let handle = match start_with_socket(config, store).await {
             Ok(handle) => handle,
             Err(e) => {
                 eprintln!("jobtop serve: {e}");
@@ -103,30 +105,78 @@ pub fn run(file: &Path) -> u8 {
     code
 }
 
-/// Starts the scheduler and its control socket (must run on a tokio runtime).
-pub fn start_with_socket(config: Config, store: Store) -> Result<SchedulerHandle, String> {
+/// A running service: the scheduler, its control socket, notifications and metrics.
+pub struct Running {
+    /// The scheduler's client.
+    pub client: crate::control::Client,
+    scheduler: SchedulerHandle,
+    notifier: Notifier,
+    metrics: Option<Exporter>,
+    grace: std::time::Duration,
+}
+
+/// Starts the scheduler, its control socket, the notifier and the metrics exporter (must run
+/// on a tokio runtime).
+pub async fn start_with_socket(config: Config, store: Store) -> Result<Running, String> {
     let socket = crate::socket::path(&config.service.state_dir);
     let access = crate::socket::server::Access {
         operators: config.service.operators.clone(),
         viewers: config.service.viewers.clone(),
     };
-    let handle =
-        scheduler::start(config, store, SchedulerOptions::default()).map_err(|e| e.to_string())?;
-    let listener = crate::socket::server::bind(&socket, &access).map_err(|e| {
-        format!(
-            "cannot create the control socket {}: {e}: expected a writable state directory",
-            socket.display()
+    let alerts = config.service.alerts.clone();
+    let options = SchedulerOptions::default();
+    let grace = options.grace;
+    let handle = scheduler::start(config, store, options).map_err(|e| e.to_string())?;
+    let failures = Failures::default();
+    let metrics = if alerts.metrics.is_some() || alerts.metrics_textfile.is_some() {
+        match Exporter::start(
+            handle.client.clone(),
+            &failures,
+            alerts.metrics,
+            alerts.metrics_textfile,
         )
-    })?;
+        .await
+        {
+            Ok(exporter) => Some(exporter),
+            Err(e) => {
+                handle.client.shutdown().await;
+                return Err(e.to_string());
+            }
+        }
+    } else {
+        None
+    };
+    let notifier = Notifier::start(Wiring {
+        client: handle.client.clone(),
+        config: handle.config.clone(),
+        notices: handle.events.clone(),
+        failures,
+    });
+    let listener = match crate::socket::server::bind(&socket, &access) {
+        Ok(listener) => listener,
+        Err(e) => {
+            handle.client.shutdown().await;
+            return Err(format!(
+                "cannot create the control socket {}: {e}: expected a writable state directory",
+                socket.display()
+            ));
+        }
+    };
     tokio::spawn(crate::socket::server::serve(
         listener,
         handle.client.clone(),
         access,
     ));
-    Ok(handle)
+    Ok(Running {
+        client: handle.client.clone(),
+        scheduler: handle,
+        notifier,
+        metrics,
+        grace,
+    })
 }
 
-async fn serve_signals(handle: SchedulerHandle, socket: &Path) -> std::io::Result<()> {
+async fn serve_signals(handle: Running, socket: &Path) -> std::io::Result<()> {
     let mut hangup = signal(SignalKind::hangup())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -151,9 +201,14 @@ async fn serve_signals(handle: SchedulerHandle, socket: &Path) -> std::io::Resul
 }
 
 /// Asks the scheduler to stop and waits until everything is recorded; the control socket
-/// file goes first, so no client mistakes a stopping service for a live one.
-pub async fn shutdown(handle: SchedulerHandle, socket: &Path) {
+/// file goes first, so no client mistakes a stopping service for a live one. Queued
+/// notifications then get the grace period to go out.
+pub async fn shutdown(running: Running, socket: &Path) {
     crate::socket::server::remove(socket);
-    handle.client.shutdown().await;
-    let _ = handle.task.await;
+    running.client.shutdown().await;
+    let _ = running.scheduler.task.await;
+    running.notifier.finish(running.grace).await;
+    if let Some(metrics) = running.metrics {
+        metrics.finish().await;
+    }
 }

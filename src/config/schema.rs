@@ -10,6 +10,7 @@ use super::{JobSpec, Problem, ServiceConfig};
 
 mod databases;
 mod job;
+mod notify;
 mod service;
 mod timing;
 

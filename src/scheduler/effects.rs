@@ -52,6 +52,15 @@ impl Scheduler {
                     }
                 }
                 Effect::Skipped(record) => {
+                    // Subscribers (the notifier, the metrics, a details view) see skips too.
+                    if self.events.receiver_count() > 0
+                        && let Some(entry) = self.jobs.get(&id)
+                    {
+                        let _ = self.events.send(JobEvent::Finished {
+                            name: entry.spec.name.clone(),
+                            run: super::run_summary(&record),
+                        });
+                    }
                     self.record(Record::Run(record));
                 }
                 Effect::Persist(durable) => {

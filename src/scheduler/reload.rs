@@ -88,6 +88,12 @@ impl Scheduler {
         config.service.operators.clone_from(&running.operators);
         config.service.viewers.clone_from(&running.viewers);
         config.service.history = running.history;
+        config.service.alerts.metrics = running.alerts.metrics;
+        config
+            .service
+            .alerts
+            .metrics_textfile
+            .clone_from(&running.alerts.metrics_textfile);
         config
     }
 
@@ -99,9 +105,11 @@ impl Scheduler {
             || now.operators != was.operators
             || now.viewers != was.viewers
             || now.history != was.history
+            || now.alerts.metrics != was.alerts.metrics
+            || now.alerts.metrics_textfile != was.alerts.metrics_textfile
         {
             self.notice(
-                "service.state_dir, workers, operators, viewers and history changes take effect at the next start"
+                "service.state_dir, workers, operators, viewers, history, metrics and metrics_textfile changes take effect at the next start"
                     .into(),
             );
         }
@@ -193,6 +201,7 @@ impl Scheduler {
         }
         self.order = order;
         self.config_error = None;
+        self.config_watch.send_replace(self.config.clone());
         if !summary.removed.is_empty() {
             // Only removed jobs have a live status to forget.
             self.record(Record::Configured(self.job_names()));

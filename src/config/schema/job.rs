@@ -28,6 +28,7 @@ const JOB_KEYS: &[&str] = &[
     "files",
     "env",
     "databases",
+    "notify",
 ];
 
 const EXPECT_NAME: &str = "a unique job name made of letters, digits, '_', '.' and '-'";
@@ -142,6 +143,7 @@ pub(super) fn job(
     let files = file_roots(check, &f, &ctx);
     let env = env_names(check, &f, &ctx);
     let databases = database_names(check, &f, &ctx, service, &allow);
+    let notify = own_channels(check, &f, &ctx, service);
 
     if check.problems.len() > before {
         return None;
@@ -163,11 +165,28 @@ pub(super) fn job(
         files,
         env,
         databases,
+        notify,
         source: EntrySource {
             line: node.pos.line,
             text: entry_text(source, node).into(),
         },
     })
+}
+
+/// `notify:`: the job's own channels, replacing the service's (`notify: []` silences it).
+fn own_channels(
+    check: &mut Checker,
+    f: &Fields<'_>,
+    ctx: &str,
+    service: &ServiceConfig,
+) -> Option<Vec<crate::config::Channel>> {
+    let node = f.get("notify")?;
+    Some(super::notify::channels(
+        check,
+        node,
+        ctx,
+        service.alerts.smtp.is_some(),
+    ))
 }
 
 /// `allow:`: capabilities without repeats, in the order written.

@@ -19,6 +19,10 @@ const SERVICE_KEYS: &[&str] = &[
     "operators",
     "viewers",
     "databases",
+    "notify",
+    "smtp",
+    "metrics",
+    "metrics_textfile",
 ];
 const DEFAULTS_KEYS: &[&str] = &["timeout", "memory", "catch_up", "retries", "retry_delay"];
 const HISTORY_KEYS: &[&str] = &["keep_runs", "keep_days"];
@@ -62,6 +66,7 @@ pub(super) fn service(check: &mut Checker, node: Option<&Node>, base_dir: &Path)
         service.timezone = Some(zone);
     }
     groups(check, &f, &mut service);
+    service.alerts = super::notify::alerts(check, &f, base_dir);
     if let Some(node) = f.set("databases") {
         service.databases = super::databases::databases(check, node, base_dir);
     }

@@ -39,7 +39,10 @@ impl App {
             }
             JobEvent::Log { name, line } => self.logs.push(&name, line),
             JobEvent::Finished { name, run } => {
-                self.logs.finish(&name, &run);
+                // A skip is no run: a run of the job may still be going and writing its log.
+                if run.result != crate::job::RunResult::Skipped {
+                    self.logs.finish(&name, &run);
+                }
                 if let (View::Details { name: shown, .. }, History::Loaded(runs)) =
                     (&self.view, &mut self.history)
                     && *shown == name

@@ -1,0 +1,245 @@
+//! Notifications (docs/alerts.md): a task that follows the scheduler's events like any
+//! subscriber, turns failures, recoveries, deactivations and skips into one JSON payload
+//! ([`payload`]), and hands it to each channel's own delivery task ([`deliver`]).
+//!
+//! The scheduler never waits on any of it: events reach this task through the broadcast
+//! channel the dashboard also reads, and each channel's queue is bounded, so a receiver that
+//! is down or slow delays only its own notifications.
+
+mod deliver;
+mod payload;
+mod send;
+mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::{Channel, Config, NotifyEvent};
+use crate::control::{Client, JobEvent};
+
+pub use payload::{Payload, host_name};
+pub use watch::Watcher;
+
+/// The `channel` label of `jobtop_notify_failures_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    /// The channel's label (`webhook:host`, `command:name`, `email:to`).
+    pub channel: String,
+}
+
+/// Failures to deliver, by channel (shared with the metrics).
+pub type Failures = Family<ChannelLabel, Counter>;
+
+/// The running notifier: [`finish`](Notifier::finish) it after the scheduler stopped.
+pub struct Notifier {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What the notifier needs from the service.
+pub struct Wiring {
+    /// The scheduler.
+    pub client: Client,
+    /// The configuration as the scheduler runs it, updated at each reload.
+    pub config: tokio::sync::watch::Receiver<Arc<Config>>,
+    /// The scheduler's events, for notices of failed deliveries.
+    pub notices: broadcast::WeakSender<JobEvent>,
+    /// Where failures to deliver are counted.
+    pub failures: Failures,
+}
+
+impl Notifier {
+    /// Starts following the scheduler.
+    pub fn start(wiring: Wiring) -> Notifier {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(follow(wiring, stopped));
+        Notifier { stop, task }
+    }
+
+    /// Stops taking events (after handling those already sent) and gives the queued
+    /// notifications up to `grace` to go out.
+    pub async fn finish(self, grace: Duration) {
+        let _ = self.stop.send(());
+        if tokio::time::timeout(grace, self.task).await.is_err() {
+            tracing::warn!(
+                "notifications still queued after the {} s grace period were dropped",
+                grace.as_secs()
+            );
+        }
+    }
+}
+
+/// The channels and their queues, started as they are first needed.
+struct Channels {
+    open: Vec<(
+        Channel,
+        mpsc::Sender<deliver::Item>,
+        tokio::task::JoinHandle<()>,
+    )>,
+    config: tokio::sync::watch::Receiver<Arc<Config>>,
+    failures: Failures,
+    notices: Option<broadcast::WeakSender<JobEvent>>,
+}
+
+impl Channels {
+    fn context(&self) -> deliver::Context {
+        deliver::Context {
+            config: self.config.clone(),
+            failures: self.failures.clone(),
+            notices: self.notices.clone(),
+        }
+    }
+
+    /// Queues `item` for `channel`; a full queue drops it, counted as a failure.
+    fn queue(&mut self, channel: &Channel, item: deliver::Item) {
+        let index = match self.open.iter().position(|(c, _, _)| c == channel) {
+            Some(index) => index,
+            None => {
+                let (tx, task) = deliver::start(channel.clone(), self.context());
+                self.open.push((channel.clone(), tx, task));
+                self.open.len() - 1
+            }
+        };
+        if let Err(mpsc::error::TrySendError::Full(item)) = self.open[index].1.try_send(item) {
+            let error = format!("its queue of {} is full", deliver::QUEUE);
+            deliver::failed(channel, &item.payload, &error, &self.context());
+            if let Some(outcome) = item.outcome {
+                let _ = outcome.send(Err(error));
+            }
+        }
+    }
+
+    /// Sends `payload` to every channel of `job` that wants it.
+    fn dispatch(&mut self, payload: Payload) {
+        let config = self.config.borrow().clone();
+        let channels = channels_of(&config, &payload.job);
+        let payload = Arc::new(payload);
+        for channel in channels.iter().filter(|c| c.wants(payload.event)) {
+            self.queue(
+                channel,
+                deliver::Item {
+                    payload: payload.clone(),
+                    outcome: None,
+                },
+            );
+        }
+    }
+
+    /// Closes every queue and waits until each is delivered.
+    async fn close(self) {
+        for (_, tx, task) in self.open {
+            drop(tx);
+            let _ = task.await;
+        }
+    }
+}
+
+/// The channels of `job`: its own `notify:`, else the service's.
+pub fn channels_of<'c>(config: &'c Config, job: &str) -> &'c [Channel] {
+    config
+        .jobs
+        .iter()
+        .find(|j| j.name == job)
+        .and_then(|j| j.notify.as_deref())
+        .unwrap_or(&config.service.alerts.notify)
+}
+
+async fn follow(wiring: Wiring, mut stopped: oneshot::Receiver<()>) {
+    let mut channels = Channels {
+        open: Vec::new(),
+        config: wiring.config,
+        failures: wiring.failures,
+        notices: Some(wiring.notices),
+    };
+    let host = host_name();
+    let Ok(mut subscription) = wiring.client.subscribe().await else {
+        return;
+    };
+    let mut watcher = Watcher::new(&subscription.snapshot, host);
+    loop {
+        let event = tokio::select! {
+            event = subscription.events.recv() => event,
+            _ = &mut stopped => {
+                // Whatever the scheduler sent before it stopped still counts.
+                while let Ok(event) = subscription.events.try_recv() {
+                    for payload in watcher.on_event(&event) {
+                        channels.dispatch(payload);
+                    }
+                }
+                break;
+            }
+        };
+        match event {
+            Ok(event) => {
+                for payload in watcher.on_event(&event) {
+                    channels.dispatch(payload);
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    "notifications fell {missed} events behind the scheduler; some may be missing"
+                );
+                match wiring.client.subscribe().await {
+                    Ok(again) => {
+                        subscription = again;
+                        watcher.reset(&subscription.snapshot);
+                    }
+                    Err(_) => break,
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+    channels.close().await;
+}
+
+/// Sends a `test` notification to each of `channels` directly and returns each outcome, in
+/// order (`jobtop notify test` without a running service).
+pub async fn test_directly(config: Arc<Config>, channels: &[Channel]) -> Vec<Result<(), String>> {
+    let (_keep, receiver) = tokio::sync::watch::channel(config.clone());
+    let watcher = Watcher::new(
+        &crate::control::Snapshot {
+            config_file: config.file.clone(),
+            pid: std::process::id(),
+            started: chrono::Utc::now(),
+            jobs: Vec::new(),
+            config_error: None,
+        },
+        host_name(),
+    );
+    let mut open = Channels {
+        open: Vec::new(),
+        config: receiver,
+        failures: Failures::default(),
+        notices: None,
+    };
+    let mut waiting = Vec::new();
+    for channel in channels {
+        let mut payload = watcher.payload(NotifyEvent::Test, "jobtop-test", None);
+        payload.error = Some("a test notification from jobtop notify test".into());
+        let (outcome, result) = oneshot::channel();
+        open.queue(
+            channel,
+            deliver::Item {
+                payload: Arc::new(payload),
+                outcome: Some(outcome),
+            },
+        );
+        waiting.push(result);
+    }
+    let mut results = Vec::new();
+    for result in waiting {
+        results.push(
+            result
+                .await
+                .unwrap_or_else(|_| Err("the delivery task stopped".into())),
+        );
+    }
+    open.close().await;
+    results
+}
