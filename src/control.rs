@@ -15,8 +15,8 @@ mod verb;
 mod views;
 
 pub use client::Client;
-pub use command::{ActionError, Actor, Reply, SchedulerCommand, Subscription};
+pub use command::{ActionError, Actor, NotifyTests, Reply, SchedulerCommand, Subscription};
 pub use events::JobEvent;
 pub use protocol::{Request, Response};
 pub use verb::Verb;
-pub use views::{Hello, JobView, ReloadSummary, Role, RunSummary, Snapshot};
+pub use views::{ChannelOutcome, Hello, JobView, ReloadSummary, Role, RunSummary, Snapshot};

@@ -20,7 +20,7 @@ use prometheus_client::metrics::family::Family;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::{Channel, Config, NotifyEvent};
-use crate::control::{Client, JobEvent};
+use crate::control::{ActionError, ChannelOutcome, Client, JobEvent, Reply};
 
 pub use payload::{Payload, host_name};
 pub use watch::Watcher;
@@ -51,6 +51,8 @@ pub struct Wiring {
     pub notices: broadcast::WeakSender<JobEvent>,
     /// Where failures to deliver are counted.
     pub failures: Failures,
+    /// `notify test` requests, handed over by the scheduler.
+    pub tests: mpsc::UnboundedReceiver<(Option<usize>, Reply<Vec<ChannelOutcome>>)>,
 }
 
 impl Notifier {
@@ -130,12 +132,79 @@ impl Channels {
         }
     }
 
+    /// Queues a `test` notification for each of `chosen`; the receivers get the outcomes.
+    fn test(
+        &mut self,
+        watcher: &Watcher,
+        chosen: &[(usize, Channel)],
+    ) -> Vec<oneshot::Receiver<Result<(), String>>> {
+        let mut waiting = Vec::new();
+        for (_, channel) in chosen {
+            let mut payload = watcher.payload(NotifyEvent::Test, "jobtop-test", None);
+            payload.error = Some("a test notification from jobtop notify test".into());
+            let (outcome, result) = oneshot::channel();
+            self.queue(
+                channel,
+                deliver::Item {
+                    payload: Arc::new(payload),
+                    outcome: Some(outcome),
+                },
+            );
+            waiting.push(result);
+        }
+        waiting
+    }
+
     /// Closes every queue and waits until each is delivered.
     async fn close(self) {
         for (_, tx, task) in self.open {
             drop(tx);
             let _ = task.await;
         }
+    }
+}
+
+/// Every distinct channel of `config`, in file order: the service's, then the jobs' own. Their
+/// numbers in `notify test` are their places here, from 1.
+pub fn all_channels(config: &Config) -> Vec<Channel> {
+    let mut all: Vec<Channel> = Vec::new();
+    let own = config
+        .jobs
+        .iter()
+        .filter_map(|j| j.notify.as_ref())
+        .flatten();
+    for channel in config.service.alerts.notify.iter().chain(own) {
+        if !all.contains(channel) {
+            all.push(channel.clone());
+        }
+    }
+    all
+}
+
+/// The channels `notify test --channel N` means (all for `None`), numbered from 1; the error
+/// says what is expected.
+pub fn chosen_channels(
+    config: &Config,
+    channel: Option<usize>,
+) -> Result<Vec<(usize, Channel)>, String> {
+    let all = all_channels(config);
+    if all.is_empty() {
+        return Err(format!(
+            "{} has no notification channels: expected service.notify or a job's notify list",
+            config.file.display()
+        ));
+    }
+    match channel {
+        None => Ok(all
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (i + 1, c))
+            .collect()),
+        Some(n) if (1..=all.len()).contains(&n) => Ok(vec![(n, all[n - 1].clone())]),
+        Some(n) => Err(format!(
+            "no channel {n}: expected a number from 1 to {}",
+            all.len()
+        )),
     }
 }
 
@@ -160,10 +229,26 @@ async fn follow(wiring: Wiring, mut stopped: oneshot::Receiver<()>) {
     let Ok(mut subscription) = wiring.client.subscribe().await else {
         return;
     };
+    let mut tests = wiring.tests;
     let mut watcher = Watcher::new(&subscription.snapshot, host);
     loop {
         let event = tokio::select! {
             event = subscription.events.recv() => event,
+            Some((channel, reply)) = tests.recv() => {
+                let config = channels.config.borrow().clone();
+                match chosen_channels(&config, channel) {
+                    Ok(chosen) => {
+                        let waiting = channels.test(&watcher, &chosen);
+                        tokio::spawn(async move {
+                            let _ = reply.send(Ok(outcomes(&chosen, waiting).await));
+                        });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(ActionError(e)));
+                    }
+                }
+                continue;
+            }
             _ = &mut stopped => {
                 // Whatever the scheduler sent before it stopped still counts.
                 while let Ok(event) = subscription.events.try_recv() {
@@ -198,9 +283,12 @@ async fn follow(wiring: Wiring, mut stopped: oneshot::Receiver<()>) {
     channels.close().await;
 }
 
-/// Sends a `test` notification to each of `channels` directly and returns each outcome, in
+/// Sends a `test` notification to each of `chosen` directly and returns each outcome, in
 /// order (`jobtop notify test` without a running service).
-pub async fn test_directly(config: Arc<Config>, channels: &[Channel]) -> Vec<Result<(), String>> {
+pub async fn test_directly(
+    config: Arc<Config>,
+    chosen: &[(usize, Channel)],
+) -> Vec<ChannelOutcome> {
     let (_keep, receiver) = tokio::sync::watch::channel(config.clone());
     let watcher = Watcher::new(
         &crate::control::Snapshot {
@@ -218,28 +306,27 @@ pub async fn test_directly(config: Arc<Config>, channels: &[Channel]) -> Vec<Res
         failures: Failures::default(),
         notices: None,
     };
-    let mut waiting = Vec::new();
-    for channel in channels {
-        let mut payload = watcher.payload(NotifyEvent::Test, "jobtop-test", None);
-        payload.error = Some("a test notification from jobtop notify test".into());
-        let (outcome, result) = oneshot::channel();
-        open.queue(
-            channel,
-            deliver::Item {
-                payload: Arc::new(payload),
-                outcome: Some(outcome),
-            },
-        );
-        waiting.push(result);
-    }
-    let mut results = Vec::new();
-    for result in waiting {
-        results.push(
-            result
-                .await
-                .unwrap_or_else(|_| Err("the delivery task stopped".into())),
-        );
-    }
+    let waiting = open.test(&watcher, chosen);
+    let results = outcomes(chosen, waiting).await;
     open.close().await;
+    results
+}
+
+/// Each channel's outcome, as it comes.
+async fn outcomes(
+    chosen: &[(usize, Channel)],
+    waiting: Vec<oneshot::Receiver<Result<(), String>>>,
+) -> Vec<ChannelOutcome> {
+    let mut results = Vec::new();
+    for ((number, channel), result) in chosen.iter().zip(waiting) {
+        let result = result
+            .await
+            .unwrap_or_else(|_| Err("the delivery task stopped".into()));
+        results.push(ChannelOutcome {
+            number: *number,
+            channel: channel.label.clone(),
+            error: result.err(),
+        });
+    }
     results
 }

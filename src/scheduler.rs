@@ -85,6 +85,8 @@ pub struct SchedulerOptions {
     pub grace: Duration,
     /// The wall clock.
     pub wall: WallClock,
+    /// Where `notify test` requests go.
+    pub notify_tests: Option<crate::control::NotifyTests>,
 }
 
 impl Default for SchedulerOptions {
@@ -92,6 +94,7 @@ impl Default for SchedulerOptions {
         SchedulerOptions {
             grace: Duration::from_secs(10),
             wall: WallClock::System,
+            notify_tests: None,
         }
     }
 }
@@ -148,6 +151,7 @@ pub fn start(
     let mut scheduler = Scheduler {
         config,
         config_watch,
+        notify_tests: options.notify_tests,
         jobs: FxHashMap::default(),
         order: Vec::new(),
         by_name: HashMap::new(),
@@ -209,6 +213,8 @@ struct Scheduler {
     config: Arc<Config>,
     /// Tells the notifier and others which configuration runs now.
     config_watch: tokio::sync::watch::Sender<Arc<Config>>,
+    /// The notifier's inbox for `notify test`.
+    notify_tests: Option<crate::control::NotifyTests>,
     jobs: FxHashMap<JobId, JobEntry>,
     order: Vec<JobId>,
     by_name: HashMap<String, JobId>,

@@ -546,3 +546,66 @@ fn check_refuses_bad_channels_with_line_and_column() {
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("no authentication"), "{said}");
 }
+
+const SLOW_JOB: &str = "local job = core.job()
+function job.run()
+  core.sleep(1.6)
+  return job.OK
+end
+return job
+";
+
+#[test]
+fn through_the_service_skips_an_operators_cancel_and_failed_deliveries_are_told() {
+    let receiver = HttpReceiver::start();
+    let down = free_port();
+    let yaml = format!(
+        "service:\n  notify:\n    - webhook: {}/hook\n      headers: {{X-Token: \"${{JOBTOP_TEST_SERVICE_TOKEN}}\"}}\n      on: [skipped, deactivated]\n    - webhook: http://127.0.0.1:{down}/x\n      on: [deactivated]\n      timeout: 1s\njobs:\n  - {{name: slow, path: slow.lua, interval: 1s}}\n",
+        receiver.url()
+    );
+    let sandbox = Sandbox::with_cli(CLI, &yaml, &[("slow.lua", SLOW_JOB)]);
+    let serve = Serve::spawn_with_env(&sandbox, &[("JOBTOP_TEST_SERVICE_TOKEN", "from-serve")]);
+    let mut serve = wait_ready(serve, Duration::from_secs(10));
+
+    // The CLI has no JOBTOP_TEST_SERVICE_TOKEN: the token that arrives is the service's.
+    let out = sandbox.jobtop(&["notify", "test", "--channel", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("through the running service"));
+    let test = wait_hook(&receiver, "test", Duration::from_secs(5));
+    assert_eq!(test["job"], "jobtop-test");
+    let request = receiver
+        .requests()
+        .into_iter()
+        .find(|r| r.json()["event"] == "test")
+        .unwrap();
+    assert_eq!(request.header("x-token"), Some("from-serve"));
+
+    // A run of 1.6 s on a 1 s interval: the firing during it is skipped, and told.
+    let skipped = wait_hook(&receiver, "skipped", Duration::from_secs(10));
+    assert_eq!(skipped["job"], "slow");
+    assert_eq!(skipped["reason"], "overlap");
+    assert_eq!(skipped["result"], "skipped");
+
+    let mut events = common::faults::Conn::open(&sandbox.socket()).unwrap();
+    events
+        .send(&serde_json::json!({"id": 1, "op": "subscribe"}))
+        .unwrap();
+    sandbox.jobtop_ok(&["cancel", "slow"]);
+    let deactivated = wait_hook(&receiver, "deactivated", Duration::from_secs(10));
+    assert_eq!(deactivated["by"], common::process::current_user());
+    assert_eq!(deactivated["status"], "deactivated");
+    // The second channel is down: after three attempts, a notice reaches subscribers.
+    let notice = poll_every(Duration::ZERO, Duration::from_secs(15), || {
+        let value = events.next_value(Duration::from_millis(200)).unwrap()?;
+        (value["event"] == "notice").then_some(value)
+    })
+    .expect("a notice of the failed delivery");
+    let message = notice["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "notification deactivated of slow to webhook:127.0.0.1:{down} failed: cannot"
+        )),
+        "{message}"
+    );
+    stop(&mut serve, Duration::from_secs(15));
+}

@@ -15,6 +15,8 @@ const LAYERS: &[&[&str]] = &[
     &["config", "runtime", "store", "state_dir", "logging"],
     // The actor that runs jobs.
     &["scheduler"],
+    // What follows the scheduler's events: notifications and metrics.
+    &["notify", "metrics"],
     // The ways in: the control socket and the dashboard.
     &["socket", "tui"],
     // The command line.

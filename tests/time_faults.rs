@@ -89,7 +89,8 @@ impl Harness {
             tokio::task::yield_now().await;
             std::thread::sleep(Duration::from_micros(200));
             match self.events.try_recv() {
-                Ok(JobEvent::Finished { run, .. }) => {
+                // Skips are told as `finished` too (for the notifier); they are no run.
+                Ok(JobEvent::Finished { run, .. }) if run.result != RunResult::Skipped => {
                     runs.push(run);
                     quiet = 0;
                 }

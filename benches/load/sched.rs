@@ -88,7 +88,11 @@ fn collect(
                 _ = &mut stopped => break,
                 event = events.recv() => match event {
                     Ok(JobEvent::Finished { name, run }) => {
-                        if run.trigger == "schedule" && name.starts_with(prefix) {
+                        // Skips come as `finished` too; only runs have a start.
+                        if run.trigger == "schedule"
+                            && run.result != jobtop::job::RunResult::Skipped
+                            && name.starts_with(prefix)
+                        {
                             let late = run.started - run.scheduled;
                             #[allow(clippy::cast_precision_loss)]
                             let lateness_ms = late.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e3;

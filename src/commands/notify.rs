@@ -1,31 +1,38 @@
 //! `jobtop notify test [--channel N]`: a `test` notification to every channel of the
 //! configuration (the service's and the jobs' own, each once), or to channel N of that list,
-//! with each channel's outcome; exit 1 if any failed.
+//! with each channel's outcome; exit 1 if any failed. Through the running service when there
+//! is one (its environment, its channels), else directly from this command.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use super::exit;
-use crate::config::{self, Channel, Config};
-
-/// Every distinct channel of `config`, in file order: the service's, then the jobs' own.
-pub fn all_channels(config: &Config) -> Vec<Channel> {
-    let mut all: Vec<Channel> = Vec::new();
-    let own = config
-        .jobs
-        .iter()
-        .filter_map(|j| j.notify.as_ref())
-        .flatten();
-    for channel in config.service.alerts.notify.iter().chain(own) {
-        if !all.contains(channel) {
-            all.push(channel.clone());
-        }
-    }
-    all
-}
+use crate::config;
+use crate::control::ChannelOutcome;
+use crate::socket::{self, client};
 
 /// Runs `notify test`; returns the exit code.
 pub fn run_test(file: &Path, channel: Option<usize>) -> u8 {
+    // A number out of range is bad usage, whoever would send: say so before asking anyone.
+    if channel.is_some()
+        && let Ok(config) = config::load_with(file, config::Secrets::Optional)
+        && let Err(e) = crate::notify::chosen_channels(&config, channel)
+    {
+        eprintln!("jobtop notify test: {e}");
+        return exit::USAGE;
+    }
+    let socket = socket::path_for_config(file);
+    if let Some(answer) = client::with_service(&socket, |client| async move {
+        client.notify_test(channel).await
+    }) {
+        return match answer {
+            Ok(outcomes) => report(&outcomes, "through the running service"),
+            Err(e) => {
+                eprintln!("jobtop notify test: {e}");
+                exit::FAILED
+            }
+        };
+    }
     let config = match config::load(file) {
         Ok(config) => Arc::new(config),
         Err(e) => {
@@ -33,28 +40,15 @@ pub fn run_test(file: &Path, channel: Option<usize>) -> u8 {
             return exit::USAGE;
         }
     };
-    let all = all_channels(&config);
-    if all.is_empty() {
-        eprintln!(
-            "jobtop notify test: {} has no notification channels: expected service.notify or a \
-             job's notify list (docs/alerts.md)",
-            file.display()
-        );
-        return exit::FAILED;
-    }
-    let chosen: Vec<(usize, Channel)> = match channel {
-        None => all
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| (i + 1, c))
-            .collect(),
-        Some(n) if (1..=all.len()).contains(&n) => vec![(n, all[n - 1].clone())],
-        Some(n) => {
-            eprintln!(
-                "jobtop notify test: no channel {n}: expected a number from 1 to {}",
-                all.len()
-            );
-            return exit::USAGE;
+    let chosen = match crate::notify::chosen_channels(&config, channel) {
+        Ok(chosen) => chosen,
+        Err(e) => {
+            eprintln!("jobtop notify test: {e}");
+            return if channel.is_some() {
+                exit::USAGE
+            } else {
+                exit::FAILED
+            };
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -64,14 +58,19 @@ pub fn run_test(file: &Path, channel: Option<usize>) -> u8 {
             return exit::FAILED;
         }
     };
-    let channels: Vec<Channel> = chosen.iter().map(|(_, c)| c.clone()).collect();
-    let outcomes = runtime.block_on(crate::notify::test_directly(config, &channels));
+    let outcomes = runtime.block_on(crate::notify::test_directly(config, &chosen));
+    report(&outcomes, "directly (no service runs)")
+}
+
+/// Prints one line per channel; the exit code.
+fn report(outcomes: &[ChannelOutcome], how: &str) -> u8 {
+    eprintln!("jobtop notify test: sent {how}");
     let mut code = exit::OK;
-    for ((n, channel), outcome) in chosen.iter().zip(outcomes) {
-        match outcome {
-            Ok(()) => say!("{n}. {}: ok", channel.label),
-            Err(e) => {
-                say!("{n}. {}: failed: {e}", channel.label);
+    for outcome in outcomes {
+        match &outcome.error {
+            None => say!("{}. {}: ok", outcome.number, outcome.channel),
+            Some(e) => {
+                say!("{}. {}: failed: {e}", outcome.number, outcome.channel);
                 code = exit::FAILED;
             }
         }

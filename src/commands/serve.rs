@@ -124,7 +124,11 @@ pub async fn start_with_socket(config: Config, store: Store) -> Result<Running, 
         viewers: config.service.viewers.clone(),
     };
     let alerts = config.service.alerts.clone();
-    let options = SchedulerOptions::default();
+    let (notify_tests, tests) = tokio::sync::mpsc::unbounded_channel();
+    let options = SchedulerOptions {
+        notify_tests: Some(notify_tests),
+        ..SchedulerOptions::default()
+    };
     let grace = options.grace;
     let handle = scheduler::start(config, store, options).map_err(|e| e.to_string())?;
     let failures = Failures::default();
@@ -151,6 +155,7 @@ pub async fn start_with_socket(config: Config, store: Store) -> Result<Running, 
         config: handle.config.clone(),
         notices: handle.events.clone(),
         failures,
+        tests,
     });
     let listener = match crate::socket::server::bind(&socket, &access) {
         Ok(listener) => listener,

@@ -204,7 +204,7 @@ fn messages_name_the_file_line_and_column() {
     assert_eq!(
         err.to_string(),
         "jobs.yaml:5:5: unknown key \"intervall\" in job \"x\" (did you mean \"interval\"?): \
-         expected one of name, path, interval, schedule, timezone, catch_up, retries, retry_delay, active, run_once, timeout, memory, allow, files, env, databases"
+         expected one of name, path, interval, schedule, timezone, catch_up, retries, retry_delay, active, run_once, timeout, memory, allow, files, env, databases, notify"
     );
     let err = load(Path::new("/nonexistent/jobtop/jobs.yaml")).unwrap_err();
     assert!(matches!(err, ConfigError::Unreadable { .. }));

@@ -105,6 +105,16 @@ impl Client {
         self.act(Verb::Trigger, job).await
     }
 
+    /// Sends a test notification to every channel (or channel `channel`, from 1) and returns
+    /// each outcome.
+    pub async fn notify_test(
+        &self,
+        channel: Option<usize>,
+    ) -> Result<Vec<super::ChannelOutcome>, ActionError> {
+        self.ask(|reply| SchedulerCommand::NotifyTest { channel, reply })
+            .await
+    }
+
     /// The table now and every event after it.
     pub async fn subscribe(&self) -> Result<Subscription, ActionError> {
         self.ask(|reply| SchedulerCommand::Subscribe { reply })

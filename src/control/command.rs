@@ -59,6 +59,14 @@ pub enum SchedulerCommand {
         /// Receives the runs.
         reply: Reply<Vec<RunSummary>>,
     },
+    /// Send a test notification to every channel, or to channel `channel` (from 1); the
+    /// scheduler hands it to the notifier.
+    NotifyTest {
+        /// Only this channel.
+        channel: Option<usize>,
+        /// Receives each channel's outcome.
+        reply: Reply<Vec<super::ChannelOutcome>>,
+    },
     /// Stop starting runs, let running ones finish within the grace period, record, and stop.
     /// Through the control socket this only ends the client's connection.
     Shutdown {
@@ -66,6 +74,11 @@ pub enum SchedulerCommand {
         reply: oneshot::Sender<()>,
     },
 }
+
+/// Where the scheduler hands `notify test` requests: the notifier's inbox (the scheduler
+/// answers every `Client` request, but notifications are not its business).
+pub type NotifyTests =
+    tokio::sync::mpsc::UnboundedSender<(Option<usize>, Reply<Vec<super::ChannelOutcome>>)>;
 
 /// A snapshot and the events that follow it.
 #[derive(Debug)]

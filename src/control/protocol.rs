@@ -73,6 +73,12 @@ pub enum Request {
     Subscribe,
     /// Answered with `"pong"`.
     Ping,
+    /// Send a test notification to every channel (or one); the result is each outcome.
+    NotifyTest {
+        /// Only this channel (from 1).
+        #[serde(default)]
+        channel: Option<usize>,
+    },
 }
 
 impl Request {
@@ -97,7 +103,7 @@ impl Request {
 
     /// Whether the request changes anything (viewers may not send these).
     pub fn is_action(&self) -> bool {
-        self.as_act().is_some() || *self == Request::Reload
+        self.as_act().is_some() || matches!(self, Request::Reload | Request::NotifyTest { .. })
     }
 
     /// The request as a JSON line with its id (without the newline).

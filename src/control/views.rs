@@ -120,6 +120,17 @@ pub struct RunSummary {
     pub logs: Vec<String>,
 }
 
+/// The outcome of a test notification to one channel (`notify test`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelOutcome {
+    /// The channel's number, from 1, in the order `notify test` lists channels.
+    pub number: usize,
+    /// The channel's label (`webhook:host`, `command:name`, `email:to`).
+    pub channel: String,
+    /// Why delivery failed; null when it was delivered.
+    pub error: Option<String>,
+}
+
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReloadSummary {

@@ -154,3 +154,206 @@ fn describe_run(payload: &mut Payload, run: &RunSummary) {
     let from = run.logs.len().saturating_sub(LOG_LINES);
     payload.logs = run.logs[from..].to_vec();
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::Watcher;
+    use crate::config::NotifyEvent;
+    use crate::control::{JobEvent, JobView, RunSummary, Snapshot};
+    use crate::job::{RunResult, SkipReason, Status};
+
+    fn row(name: &str, status: Status) -> JobView {
+        JobView {
+            name: name.into(),
+            path: format!("{name}.lua"),
+            schedule: "1m".into(),
+            timezone: "UTC".into(),
+            interval_secs: Some(60.0),
+            status,
+            last_run: None,
+            last_result: None,
+            last_duration_ms: None,
+            last_error: None,
+            last_error_at: None,
+            runs: 0,
+            oks: 0,
+            errors: 0,
+            skips: 0,
+            next_run: None,
+            running_since: None,
+            deactivated_reason: None,
+            deactivated_by: None,
+            deactivated_at: None,
+            retries: 0,
+            retry_attempt: 0,
+            retry_at: None,
+            catch_up: "latest".into(),
+            timeout_secs: 30.0,
+            memory_bytes: 1 << 20,
+            run_once: false,
+            entry_yaml: "".into(),
+        }
+    }
+
+    fn run(result: RunResult, trigger: &str) -> RunSummary {
+        let at = Utc.with_ymd_and_hms(2026, 12, 3, 3, 0, 0).unwrap();
+        RunSummary {
+            scheduled: at,
+            started: at,
+            duration_ms: 5.0,
+            result,
+            error: result.is_failure().then(|| "boom".to_string()),
+            trigger: trigger.into(),
+            reason: None,
+            logs: (0..30).map(|i| format!("line {i}")).collect(),
+        }
+    }
+
+    fn watcher(jobs: Vec<JobView>) -> Watcher {
+        let snapshot = Snapshot {
+            config_file: "/srv/jobs.yaml".into(),
+            pid: 1,
+            started: Utc::now(),
+            jobs,
+            config_error: None,
+        };
+        Watcher::new(&snapshot, "db1".into())
+    }
+
+    fn finished(w: &mut Watcher, name: &str, run: RunSummary, after: JobView) -> Vec<NotifyEvent> {
+        let mut events: Vec<NotifyEvent> = w
+            .on_event(&JobEvent::Finished {
+                name: name.into(),
+                run,
+            })
+            .iter()
+            .map(|p| p.event)
+            .collect();
+        events.extend(
+            w.on_event(&JobEvent::Job {
+                job: Box::new(after),
+            })
+            .iter()
+            .map(|p| p.event),
+        );
+        events
+    }
+
+    #[test]
+    fn a_failure_waits_for_the_row_that_says_what_it_led_to() {
+        let mut w = watcher(vec![row("a", Status::Waiting)]);
+        let sent = w.on_event(&JobEvent::Finished {
+            name: "a".into(),
+            run: run(RunResult::Error, "schedule"),
+        });
+        assert!(sent.is_empty());
+        let mut after = row("a", Status::Retrying);
+        after.retries = 2;
+        after.retry_attempt = 1;
+        let sent = w.on_event(&JobEvent::Job {
+            job: Box::new(after),
+        });
+        assert_eq!(sent.len(), 1);
+        let p = &sent[0];
+        assert_eq!(p.event, NotifyEvent::Failed);
+        assert_eq!(p.status, Some(Status::Retrying));
+        assert_eq!((p.attempt, p.attempts), (Some(1), Some(3)));
+        assert_eq!(p.host, "db1");
+        assert_eq!(p.config, "/srv/jobs.yaml");
+        assert_eq!(p.logs.len(), 20);
+        assert_eq!(p.logs[19], "line 29");
+        assert_eq!(p.subject(), "[jobtop db1] a failed (retrying)");
+    }
+
+    #[test]
+    fn the_last_retry_failing_is_the_last_attempt_and_deactivates() {
+        let mut w = watcher(vec![row("a", Status::Retrying)]);
+        let mut after = row("a", Status::Deactivated);
+        after.retries = 2;
+        let sent: Vec<_> = {
+            w.on_event(&JobEvent::Finished {
+                name: "a".into(),
+                run: run(RunResult::Timeout, "retry"),
+            });
+            w.on_event(&JobEvent::Job {
+                job: Box::new(after),
+            })
+        };
+        assert_eq!(sent[0].event, NotifyEvent::Failed);
+        assert_eq!((sent[0].attempt, sent[0].attempts), (Some(3), Some(3)));
+        assert_eq!(sent[1].event, NotifyEvent::Deactivated);
+    }
+
+    #[test]
+    fn recovered_once_after_a_failure_or_a_deactivation() {
+        let mut w = watcher(vec![row("a", Status::Waiting)]);
+        let ok = || run(RunResult::Ok, "schedule");
+        assert!(finished(&mut w, "a", ok(), row("a", Status::Waiting)).is_empty());
+        let failed = finished(
+            &mut w,
+            "a",
+            run(RunResult::Error, "schedule"),
+            row("a", Status::Deactivated),
+        );
+        assert_eq!(failed, [NotifyEvent::Failed, NotifyEvent::Deactivated]);
+        assert_eq!(
+            finished(&mut w, "a", ok(), row("a", Status::Waiting)),
+            [NotifyEvent::Recovered]
+        );
+        assert!(finished(&mut w, "a", ok(), row("a", Status::Waiting)).is_empty());
+
+        // An operator's cancel, then activate: the first good run is a recovery too.
+        let mut cancelled = row("a", Status::Deactivated);
+        cancelled.deactivated_by = Some("alice".into());
+        cancelled.deactivated_reason = Some("cancelled by alice".into());
+        let sent = w.on_event(&JobEvent::Job {
+            job: Box::new(cancelled),
+        });
+        assert_eq!(sent[0].event, NotifyEvent::Deactivated);
+        assert_eq!(sent[0].by.as_deref(), Some("alice"));
+        assert!(
+            w.on_event(&JobEvent::Job {
+                job: Box::new(row("a", Status::Waiting))
+            })
+            .is_empty()
+        );
+        assert_eq!(
+            finished(&mut w, "a", ok(), row("a", Status::Waiting)),
+            [NotifyEvent::Recovered]
+        );
+    }
+
+    #[test]
+    fn a_job_deactivated_at_start_recovers_on_its_first_good_run() {
+        let mut w = watcher(vec![row("a", Status::Deactivated)]);
+        assert!(
+            w.on_event(&JobEvent::Job {
+                job: Box::new(row("a", Status::Waiting))
+            })
+            .is_empty()
+        );
+        let sent = finished(
+            &mut w,
+            "a",
+            run(RunResult::Ok, "operator"),
+            row("a", Status::Waiting),
+        );
+        assert_eq!(sent, [NotifyEvent::Recovered]);
+    }
+
+    #[test]
+    fn a_skip_is_told_at_once_with_its_reason() {
+        let mut w = watcher(vec![row("a", Status::Running)]);
+        let mut skip = run(RunResult::Skipped, "schedule");
+        skip.reason = Some(SkipReason::Overlap);
+        let sent = w.on_event(&JobEvent::Finished {
+            name: "a".into(),
+            run: skip,
+        });
+        assert_eq!(sent[0].event, NotifyEvent::Skipped);
+        assert_eq!(sent[0].reason.as_deref(), Some("overlap"));
+        assert_eq!(sent[0].status, Some(Status::Running));
+    }
+}

@@ -54,6 +54,20 @@ impl Scheduler {
                     tracing::error!("the recorder is gone: history cannot be read");
                 }
             }
+            SchedulerCommand::NotifyTest { channel, reply } => match &self.notify_tests {
+                Some(notifier) => {
+                    if let Err(e) = notifier.send((channel, reply)) {
+                        let _ =
+                            e.0.1
+                                .send(Err(ActionError("the notifier has stopped".into())));
+                    }
+                }
+                None => {
+                    let _ = reply.send(Err(ActionError(
+                        "this service sends no notifications".into(),
+                    )));
+                }
+            },
             SchedulerCommand::Shutdown { reply } => self.begin_shutdown(Some(reply)),
         }
     }

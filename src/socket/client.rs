@@ -175,6 +175,7 @@ enum Pending {
     Reload(Reply<crate::control::ReloadSummary>),
     History(Reply<Vec<crate::control::RunSummary>>),
     Snapshot(Reply<Snapshot>),
+    NotifyTest(Reply<Vec<crate::control::ChannelOutcome>>),
     /// The first subscription on this connection; later ones are answered from the bridge's
     /// own copy of the table (a connection subscribes once).
     Subscribe(Vec<Reply<Subscription>>),
@@ -227,6 +228,7 @@ where
                     SchedulerCommand::Reload { reply, .. } => (Request::Reload, Pending::Reload(reply)),
                     SchedulerCommand::Act { verb, job, reply, .. } => (Request::act(verb, job), Pending::Text(reply)),
                     SchedulerCommand::History { job, limit, reply } => (Request::History { job, limit }, Pending::History(reply)),
+                    SchedulerCommand::NotifyTest { channel, reply } => (Request::NotifyTest { channel }, Pending::NotifyTest(reply)),
                 };
                 let is_subscribe = request == Request::Subscribe;
                 match wire.send(&request).await {
@@ -324,6 +326,9 @@ fn answer(waiting: Pending, response: Response) {
         Pending::Snapshot(reply) => {
             let _ = reply.send(decoded(response));
         }
+        Pending::NotifyTest(reply) => {
+            let _ = reply.send(decoded(response));
+        }
         Pending::Subscribe(_) => {}
     }
 }
@@ -342,6 +347,9 @@ fn refuse(waiting: Pending, why: &str) {
             let _ = reply.send(Err(error));
         }
         Pending::Snapshot(reply) => {
+            let _ = reply.send(Err(error));
+        }
+        Pending::NotifyTest(reply) => {
             let _ = reply.send(Err(error));
         }
         Pending::Subscribe(replies) => {

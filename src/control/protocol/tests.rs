@@ -14,6 +14,8 @@ fn requests_round_trip() {
         Request::Activate { job: "a".into() },
         Request::act(Verb::Trigger, "b".into()),
         Request::Subscribe,
+        Request::NotifyTest { channel: Some(2) },
+        Request::NotifyTest { channel: None },
     ] {
         let (id, parsed) = Request::parse(&request.to_line(7));
         assert_eq!((id, parsed), (Some(7), Ok(request)));
@@ -34,7 +36,8 @@ fn the_op_list_comes_from_the_enum() {
             "cancel",
             "trigger",
             "subscribe",
-            "ping"
+            "ping",
+            "notify_test"
         ]
     );
 }
@@ -48,7 +51,7 @@ fn bad_requests_say_what_is_expected() {
     assert_eq!(
         r.unwrap_err(),
         "unknown op \"explode\": expected one of hello, list, snapshot, history, reload, \
-         activate, cancel, trigger, subscribe, ping"
+         activate, cancel, trigger, subscribe, ping, notify_test"
     );
     assert_eq!(
         error(r#"{"id":3,"op":"cancel"}"#),

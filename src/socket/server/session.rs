@@ -132,6 +132,9 @@ impl Session {
             }
             Request::Reload => to_value(self.client.reload().await.map_err(failed)?),
             Request::Subscribe => self.subscribe().await,
+            Request::NotifyTest { channel } => {
+                to_value(self.client.notify_test(channel).await.map_err(failed)?)
+            }
             Request::Activate { .. } | Request::Cancel { .. } | Request::Trigger { .. } => {
                 Ok(Value::Null)
             }
