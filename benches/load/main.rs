@@ -20,6 +20,7 @@
 mod baselines;
 mod measure;
 mod sched;
+mod scrape;
 mod tui;
 
 use std::collections::BTreeMap;
@@ -125,6 +126,19 @@ const SCENARIOS: &[Scenario] = &[
                 "10s",
                 if full { 60 } else { 25 },
                 0,
+            ));
+        },
+    },
+    Scenario {
+        name: "alerts-10k",
+        about: "lateness-10k with /metrics scraped every second, the textfile and a webhook channel",
+        quick: true,
+        run: |full| {
+            block_on(sched::alerts(
+                "alerts_10k",
+                10_000,
+                "10s",
+                if full { 60 } else { 25 },
             ));
         },
     },

@@ -29,16 +29,53 @@ pub struct Startup {
     pub snapshot: Duration,
 }
 
+/// What a scenario started: the scheduler alone, or the whole service (scheduler, socket,
+/// notifier, metrics) as `jobtop serve` starts it.
+pub enum Started {
+    /// `scheduler::start`.
+    Scheduler(SchedulerHandle),
+    /// `commands::serve::start_with_socket`, with its control socket's path.
+    Service(jobtop::commands::serve::Running, PathBuf),
+}
+
+impl Started {
+    fn client(&self) -> &jobtop::control::Client {
+        match self {
+            Started::Scheduler(handle) => &handle.client,
+            Started::Service(running, _) => &running.client,
+        }
+    }
+}
+
 /// Loads `file`, opens its state database, starts the scheduler and subscribes.
 pub async fn start(file: &Path) -> (SchedulerHandle, Subscription, Startup) {
+    let (started, subscription, startup) = start_as(file, false).await;
+    let Started::Scheduler(handle) = started else {
+        unreachable!("asked for the scheduler alone")
+    };
+    (handle, subscription, startup)
+}
+
+/// [`start`], or with `service` the whole service.
+async fn start_as(file: &Path, service: bool) -> (Started, Subscription, Startup) {
     let clock = Instant::now();
     let config = jobtop::config::load(file).expect("a valid generated jobs.yaml");
     let load = clock.elapsed();
     let store = Store::open(&database_path(&config.service.state_dir)).expect("open state.db");
     let open = clock.elapsed();
-    let handle = scheduler::start(config, store, SchedulerOptions::default()).expect("start");
+    let handle = if service {
+        let socket = jobtop::socket::path(&config.service.state_dir);
+        let running = jobtop::commands::serve::start_with_socket(config, store)
+            .await
+            .expect("start the service");
+        Started::Service(running, socket)
+    } else {
+        Started::Scheduler(
+            scheduler::start(config, store, SchedulerOptions::default()).expect("start"),
+        )
+    };
     let start = clock.elapsed();
-    let subscription = subscribe(&handle).await;
+    let subscription = handle.client().subscribe().await.expect("subscription");
     let snapshot = clock.elapsed();
     (
         handle,
@@ -59,6 +96,15 @@ async fn subscribe(handle: &SchedulerHandle) -> Subscription {
 async fn shutdown(handle: SchedulerHandle) {
     handle.client.shutdown().await;
     let _ = handle.task.await;
+}
+
+async fn stop_started(started: Started) {
+    match started {
+        Started::Scheduler(handle) => shutdown(handle).await,
+        Started::Service(running, socket) => {
+            jobtop::commands::serve::shutdown(running, &socket).await;
+        }
+    }
 }
 
 /// One scheduled run seen in a `Finished` event.
@@ -238,7 +284,25 @@ pub async fn lateness(key: &str, jobs: usize, interval: &str, secs: u64, loopers
             String::new()
         }
     );
-    measure_groups(key, &groups, &[("job-", key)], secs).await;
+    measure_groups(key, &groups, &[("job-", key)], secs, None).await;
+}
+
+/// [`lateness`] with alerts and metrics on, as `jobtop serve` runs them: `/metrics` on a
+/// loopback port, scraped every second (each scrape timed), the textfile every 15 s, and a
+/// webhook channel for every event to a local sink.
+pub async fn alerts(key: &str, jobs: usize, interval: &str, secs: u64) {
+    let groups = [ok_jobs("job", jobs, interval)];
+    println!(
+        "{key}: {jobs} trivial jobs every {interval} for {secs} s, history recorded, with          /metrics scraped every second, the textfile and a webhook channel"
+    );
+    measure_groups(
+        key,
+        &groups,
+        &[("job-", key)],
+        secs,
+        Some(crate::scrape::Alerts::start()),
+    )
+    .await;
 }
 
 /// Issue 12's mix: `each` calendar jobs on `*/10 * * * * *` beside `each` interval jobs every
@@ -262,6 +326,7 @@ pub async fn calendar_mix(key: &str, each: usize, secs: u64) {
             ("cal-", calendar_key.as_str()),
         ],
         secs,
+        None,
     )
     .await;
 }
@@ -273,19 +338,34 @@ async fn measure_groups(
     groups: &[JobGroup<'_>],
     kinds: &[(&'static str, &str)],
     secs: u64,
+    alerts: Option<crate::scrape::Alerts>,
 ) {
     let (_dir, file) = temp_config(groups);
+    if let Some(alerts) = &alerts {
+        alerts.add_to(&file);
+    }
     let rss_before = measure::rss_mib();
-    let (handle, subscription, startup) = start(&file).await;
+    let (handle, subscription, startup) = start_as(&file, alerts.is_some()).await;
+    let scraper = alerts
+        .as_ref()
+        .map(crate::scrape::Alerts::scrape_every_second);
     let (stop, collector) = collect(subscription.events, "");
     let subscription_snapshot = subscription.snapshot;
     let (runs_before, _) = total_runs(&subscription_snapshot);
     let (from, cpu0, clock) = (Utc::now(), measure::usage(), Instant::now());
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let (to, cpu, wall) = (Utc::now(), measure::usage() - cpu0, clock.elapsed());
+    if let Some(scraper) = scraper {
+        scraper.report(key);
+    }
     // Runs due in the last second may not have started yet: leave them out.
     let to = to - chrono::Duration::seconds(1);
-    let final_snapshot = subscribe(&handle).await.snapshot;
+    let final_snapshot = handle
+        .client()
+        .subscribe()
+        .await
+        .expect("subscription")
+        .snapshot;
     let _ = stop.send(());
     let collected = collector.await.expect("collector");
     let (runs_after, skips) = total_runs(&final_snapshot);
@@ -326,7 +406,7 @@ async fn measure_groups(
     result(&format!("{key}_skips"), skips as f64);
     report_memory(rss_before, key);
     report_startup(&startup, key);
-    shutdown(handle).await;
+    stop_started(handle).await;
 }
 
 /// Sustained throughput: `jobs` trivial jobs every `interval`, more than the workers can do,
