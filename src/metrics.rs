@@ -43,6 +43,7 @@ impl Exporter {
     /// Starts following `client`'s events, serving `listen` and writing `textfile` if set.
     pub async fn start(
         client: Client,
+        early: Option<broadcast::Receiver<crate::control::JobEvent>>,
         failures: &Failures,
         listen: Option<SocketAddr>,
         textfile: Option<PathBuf>,
@@ -63,7 +64,10 @@ impl Exporter {
         let mut tasks = Vec::new();
         let follow = subscription.map(|subscription| {
             families.load(&subscription.snapshot);
-            tokio::spawn(follow(client, subscription, families.clone()))
+            // Events from before the first job (the start's skips) and on, when kept; the
+            // snapshot's rows came later, but rows only ever replace what they say.
+            let events = early.unwrap_or(subscription.events);
+            tokio::spawn(follow(client, events, families.clone()))
         });
         if let Some(listener) = listener {
             tasks.push(tokio::spawn(http::serve(listener, families.clone())));
@@ -97,17 +101,17 @@ impl Exporter {
 
 async fn follow(
     client: Client,
-    mut subscription: crate::control::Subscription,
+    mut events: broadcast::Receiver<crate::control::JobEvent>,
     families: Arc<Families>,
 ) {
     loop {
-        match subscription.events.recv().await {
+        match events.recv().await {
             Ok(event) => families.on_event(&event),
             Err(broadcast::error::RecvError::Lagged(_)) => match client.subscribe().await {
                 // Gauges heal from the new snapshot; counters miss what was skipped.
                 Ok(again) => {
-                    subscription = again;
-                    families.load(&subscription.snapshot);
+                    families.load(&again.snapshot);
+                    events = again.events;
                 }
                 Err(_) => return,
             },

@@ -45,6 +45,9 @@ pub struct Notifier {
 pub struct Wiring {
     /// The scheduler.
     pub client: Client,
+    /// The scheduler's events from before its first job, when it kept them
+    /// (`SchedulerOptions::early_events`): then the start itself is told too.
+    pub early_events: Option<broadcast::Receiver<JobEvent>>,
     /// The configuration as the scheduler runs it, updated at each reload.
     pub config: tokio::sync::watch::Receiver<Arc<Config>>,
     /// The scheduler's events, for notices of failed deliveries.
@@ -226,14 +229,25 @@ async fn follow(wiring: Wiring, mut stopped: oneshot::Receiver<()>) {
         notices: Some(wiring.notices),
     };
     let host = host_name();
-    let Ok(mut subscription) = wiring.client.subscribe().await else {
-        return;
+    let (mut events, mut watcher) = match wiring.early_events {
+        // Every event since before the first job was added: the rows tell the watcher what
+        // it needs to know, and the skips of the start are told like any other.
+        Some(events) => {
+            let file = channels.config.borrow().file.clone();
+            (events, Watcher::empty(host, &file))
+        }
+        None => {
+            let Ok(subscription) = wiring.client.subscribe().await else {
+                return;
+            };
+            let watcher = Watcher::new(&subscription.snapshot, host);
+            (subscription.events, watcher)
+        }
     };
     let mut tests = wiring.tests;
-    let mut watcher = Watcher::new(&subscription.snapshot, host);
     loop {
         let event = tokio::select! {
-            event = subscription.events.recv() => event,
+            event = events.recv() => event,
             Some((channel, reply)) = tests.recv() => {
                 let config = channels.config.borrow().clone();
                 match chosen_channels(&config, channel) {
@@ -251,7 +265,7 @@ async fn follow(wiring: Wiring, mut stopped: oneshot::Receiver<()>) {
             }
             _ = &mut stopped => {
                 // Whatever the scheduler sent before it stopped still counts.
-                while let Ok(event) = subscription.events.try_recv() {
+                while let Ok(event) = events.try_recv() {
                     for payload in watcher.on_event(&event) {
                         channels.dispatch(payload);
                     }
@@ -271,8 +285,8 @@ async fn follow(wiring: Wiring, mut stopped: oneshot::Receiver<()>) {
                 );
                 match wiring.client.subscribe().await {
                     Ok(again) => {
-                        subscription = again;
-                        watcher.reset(&subscription.snapshot);
+                        watcher.reset(&again.snapshot);
+                        events = again.events;
                     }
                     Err(_) => break,
                 }

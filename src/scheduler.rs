@@ -87,6 +87,10 @@ pub struct SchedulerOptions {
     pub wall: WallClock,
     /// Where `notify test` requests go.
     pub notify_tests: Option<crate::control::NotifyTests>,
+    /// How many subscribers to make before the jobs are added, so that what happens at the
+    /// start itself (firings missed while the service was down) reaches them
+    /// ([`SchedulerHandle::early_events`]).
+    pub early_events: usize,
 }
 
 impl Default for SchedulerOptions {
@@ -95,6 +99,7 @@ impl Default for SchedulerOptions {
             grace: Duration::from_secs(10),
             wall: WallClock::System,
             notify_tests: None,
+            early_events: 0,
         }
     }
 }
@@ -119,6 +124,9 @@ pub struct SchedulerHandle {
     /// Its events, for parts of the service that add notices of their own (it does not keep
     /// the channel open: subscribers still see it close when the scheduler ends).
     pub events: broadcast::WeakSender<JobEvent>,
+    /// Receivers of every event from before the first job was added, as many as
+    /// [`SchedulerOptions::early_events`] asked for.
+    pub early_events: Vec<broadcast::Receiver<JobEvent>>,
     /// The scheduler task; it ends after a shutdown has recorded everything.
     pub task: tokio::task::JoinHandle<()>,
 }
@@ -132,6 +140,9 @@ pub fn start(
 ) -> Result<SchedulerHandle, StartError> {
     let states = store.job_states()?;
     let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let early_events = (0..options.early_events)
+        .map(|_| events.subscribe())
+        .collect();
     let (recorder, recorder_thread) = Recorder::start(
         store,
         config.service.history.keep_runs,
@@ -190,6 +201,7 @@ pub fn start(
         client: Client::new(commands_tx),
         config: config_rx,
         events: weak_events,
+        early_events,
         task,
     })
 }

@@ -609,3 +609,31 @@ fn through_the_service_skips_an_operators_cancel_and_failed_deliveries_are_told(
     );
     stop(&mut serve, Duration::from_secs(15));
 }
+
+#[test]
+fn firings_missed_while_the_service_was_down_are_told_at_the_next_start() {
+    let receiver = HttpReceiver::start();
+    let port = free_port();
+    let yaml = format!(
+        "service:\n  metrics: 127.0.0.1:{port}\n  notify:\n    - webhook: {}/hook\n      on: [skipped]\njobs:\n  - {{name: often, path: ok.lua, interval: 1s}}\n",
+        receiver.url()
+    );
+    let sandbox = Sandbox::with_cli(CLI, &yaml, &[("ok.lua", OK_JOB)]);
+    let mut serve = wait_ready(Serve::spawn(&sandbox), Duration::from_secs(10));
+    sandbox.wait_job("often", Duration::from_secs(10), |j| runs(j) >= 1);
+    stop(&mut serve, Duration::from_secs(15));
+    // Down across several of its slots.
+    sleep(Duration::from_secs(4));
+    let mut serve = wait_ready(Serve::spawn(&sandbox), Duration::from_secs(10));
+    let missed = wait_hook(&receiver, "skipped", Duration::from_secs(10));
+    assert_eq!(missed["job"], "often");
+    assert_eq!(missed["reason"], "missed");
+    assert!(
+        missed["error"]
+            .as_str()
+            .unwrap()
+            .contains("missed while the service was down"),
+        "{missed}"
+    );
+    stop(&mut serve, Duration::from_secs(15));
+}

@@ -125,16 +125,24 @@ pub async fn start_with_socket(config: Config, store: Store) -> Result<Running, 
     };
     let alerts = config.service.alerts.clone();
     let (notify_tests, tests) = tokio::sync::mpsc::unbounded_channel();
+    // With channels and metrics, the notifier and the exporter hear the start itself too
+    // (firings missed while the service was down).
+    let any_channel = !crate::notify::all_channels(&config).is_empty();
+    let exports = alerts.metrics.is_some() || alerts.metrics_textfile.is_some();
+    let early_events = usize::from(any_channel) + usize::from(exports);
     let options = SchedulerOptions {
         notify_tests: Some(notify_tests),
+        early_events,
         ..SchedulerOptions::default()
     };
     let grace = options.grace;
-    let handle = scheduler::start(config, store, options).map_err(|e| e.to_string())?;
+    let mut handle = scheduler::start(config, store, options).map_err(|e| e.to_string())?;
     let failures = Failures::default();
-    let metrics = if alerts.metrics.is_some() || alerts.metrics_textfile.is_some() {
+    let mut early = std::mem::take(&mut handle.early_events).into_iter();
+    let metrics = if exports {
         match Exporter::start(
             handle.client.clone(),
+            early.next(),
             &failures,
             alerts.metrics,
             alerts.metrics_textfile,
@@ -151,6 +159,7 @@ pub async fn start_with_socket(config: Config, store: Store) -> Result<Running, 
         None
     };
     let notifier = Notifier::start(Wiring {
+        early_events: if any_channel { early.next() } else { None },
         client: handle.client.clone(),
         config: handle.config.clone(),
         notices: handle.events.clone(),

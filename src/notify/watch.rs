@@ -20,6 +20,18 @@ struct Known {
     pending: Option<RunSummary>,
 }
 
+impl Known {
+    /// What a row says: its status, and whether its next ok run is a recovery.
+    fn from_row(job: &JobView) -> Known {
+        Known {
+            status: Some(job.status),
+            failing: job.status == Status::Deactivated
+                || job.last_result.is_some_and(RunResult::is_failure),
+            pending: None,
+        }
+    }
+}
+
 /// Follows the jobs and says when something is worth a notification.
 #[derive(Debug)]
 pub struct Watcher {
@@ -40,21 +52,22 @@ impl Watcher {
         watcher
     }
 
+    /// A watcher that knows no job yet: it learns each from its first row.
+    pub fn empty(host: String, config: &std::path::Path) -> Watcher {
+        Watcher {
+            jobs: HashMap::new(),
+            host,
+            config: config.display().to_string(),
+        }
+    }
+
     /// Starts again from `snapshot` (after falling behind the events).
     pub fn reset(&mut self, snapshot: &Snapshot) {
         self.config = snapshot.config_file.display().to_string();
         self.jobs = snapshot
             .jobs
             .iter()
-            .map(|job| {
-                let known = Known {
-                    status: Some(job.status),
-                    failing: job.status == Status::Deactivated
-                        || job.last_result.is_some_and(RunResult::is_failure),
-                    pending: None,
-                };
-                (job.name.clone(), known)
-            })
+            .map(|job| (job.name.clone(), Known::from_row(job)))
             .collect();
     }
 
@@ -82,7 +95,11 @@ impl Watcher {
     }
 
     fn on_row(&mut self, row: &JobView) -> Vec<Payload> {
-        let known = self.jobs.entry(row.name.clone()).or_default();
+        // A job first seen (at the start, or added by a reload) is learnt, not news.
+        let known = self
+            .jobs
+            .entry(row.name.clone())
+            .or_insert_with(|| Known::from_row(row));
         let before = known.status.replace(row.status);
         let pending = known.pending.take();
         let mut out = Vec::new();

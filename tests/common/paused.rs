@@ -80,6 +80,7 @@ pub async fn start_at(dir: tempfile::TempDir, wall_start: DateTime<Utc>) -> Harn
             grace: Duration::from_secs(2),
             wall,
             notify_tests: None,
+            early_events: 0,
         },
     )
     .unwrap();
