@@ -379,3 +379,13 @@ fn baseline_ratatui_visible_rows(bencher: Bencher, jobs: usize) {
             .unwrap();
     });
 }
+
+/// One scrape's encoding of `/metrics` (docs/alerts.md#metrics), every job's families set
+/// from a snapshot as the exporter keeps them.
+#[divan::bench(args = JOBS, sample_count = 20)]
+fn metrics_scrape(bencher: Bencher, jobs: usize) {
+    let failures = jobtop::notify::Failures::default();
+    let families = jobtop::metrics::Families::new(&failures, now());
+    families.load(&snapshot(jobs));
+    bencher.bench_local(|| divan::black_box(jobtop::metrics::encode(&families).len()));
+}

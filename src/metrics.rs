@@ -131,7 +131,7 @@ async fn write_every(path: PathBuf, families: Arc<Families>) {
 }
 
 fn write_logged(path: &std::path::Path, families: &Families) {
-    if let Err(e) = textfile::write(path, &families.registry) {
+    if let Err(e) = textfile::write(path, families) {
         tracing::warn!("cannot write the metrics textfile {}: {e}", path.display());
     }
 }

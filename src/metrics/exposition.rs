@@ -3,19 +3,22 @@
 //! which `node_exporter`'s textfile collector and every Prometheus parser read, names the
 //! family as its samples and has no `# EOF`; this turns the one into the other.
 
-use prometheus_client::registry::Registry;
+use super::families::Families;
 
 /// The content type of [`encode`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The registry in Prometheus' text format.
-pub fn encode(registry: &Registry) -> String {
-    let mut open = String::with_capacity(1 << 20);
-    if prometheus_client::encoding::text::encode(&mut open, registry).is_err() {
-        // Writing to a String cannot fail; an encoder error would be a bug in a metric.
-        return String::new();
+/// Every metric in Prometheus' text format: the per-job families, then the service-wide
+/// ones of the registry.
+pub fn encode(families: &Families) -> String {
+    let mut out = String::with_capacity(1 << 20);
+    families.encode_jobs(&mut out);
+    let mut open = String::new();
+    // Writing to a String cannot fail; an encoder error would be a bug in a metric.
+    if prometheus_client::encoding::text::encode(&mut open, &families.registry).is_ok() {
+        out.push_str(&to_classic(&open));
     }
-    to_classic(&open)
+    out
 }
 
 /// `OpenMetrics` text as Prometheus 0.0.4 text.

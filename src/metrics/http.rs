@@ -39,7 +39,7 @@ async fn answer(mut stream: TcpStream, families: Arc<Families>) {
     let path = path.split('?').next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
         ("GET" | "HEAD", "/metrics") => {
-            let text = tokio::task::spawn_blocking(move || encode(&families.registry))
+            let text = tokio::task::spawn_blocking(move || encode(&families))
                 .await
                 .unwrap_or_default();
             ("200 OK", CONTENT_TYPE, text)

@@ -5,16 +5,15 @@
 use std::io::Write;
 use std::path::Path;
 
-use prometheus_client::registry::Registry;
-
 use super::exposition::encode;
+use super::families::Families;
 
 /// How often the file is rewritten.
 pub const EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Writes the metrics to `path` atomically.
-pub fn write(path: &Path, registry: &Registry) -> std::io::Result<()> {
-    let text = encode(registry);
+pub fn write(path: &Path, families: &Families) -> std::io::Result<()> {
+    let text = encode(families);
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
