@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::faults::{stop, wait_ready};
-use common::process::{Cli, Sandbox, Serve, has_line_column, poll_every, runs, text};
+use common::process::{Cli, OK_JOB, Sandbox, Serve, has_line_column, poll_every, runs, text};
 use common::servers::free_port;
 use common::servers::http::{HttpReceiver, Reply};
 use common::servers::prom::{self, Parser, Promtool};
@@ -35,14 +35,6 @@ const FAIL_JOB: &str = "local job = core.job()
 function job.run()
   core.log(\"checking the disk\")
   error(\"disk is full\")
-end
-return job
-";
-
-const OK_JOB: &str = "local job = core.job()
-function job.run()
-  core.log(\"tick\")
-  return job.OK
 end
 return job
 ";

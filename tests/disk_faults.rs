@@ -20,18 +20,10 @@ use common::faults::{
     Conn, Tmpfs, db_path, deactivated_flags, fill, integrity, open_db, open_db_read_only,
     serve_ready, skip, sqlite3_integrity, stop,
 };
-use common::process::{Cli, Sandbox, Serve, poll_every, runs, text};
+use common::process::{Cli, OK_JOB, Sandbox, Serve, poll_every, runs, text};
 use serde_json::{Value, json};
 
 const CLI: Cli = Cli::new(Duration::from_secs(30));
-
-const OK_JOB: &str = "local job = core.job()
-function job.run()
-  core.log(\"tick\")
-  return job.OK
-end
-return job
-";
 
 /// 64 lines of 4 KiB per run (256 KiB of history, the most one run keeps), unless the file
 /// `quiet` exists in the job's `files:` root.

@@ -32,16 +32,8 @@ use chrono::{DateTime, Utc};
 use common::faults::{
     Conn, Rng, db_path, deactivated_flags, integrity, open_db, rss_kib, serve_ready, stop,
 };
-use common::process::{BIN, Cli, Sandbox, text};
+use common::process::{BIN, Cli, OK_JOB, Sandbox, text};
 use serde_json::json;
-
-const OK_JOB: &str = "local job = core.job()
-function job.run()
-  core.log(\"tick\")
-  return job.OK
-end
-return job
-";
 
 /// Jobs the operator client cancels and activates (they only return `job.OK`).
 const ACTED: usize = 20;

@@ -23,22 +23,14 @@ use std::time::{Duration, Instant};
 
 use common::accounts::{Accounts, TestUser, runnable_by_everyone};
 use common::process::{
-    Cli, EXIT_JOB, Sandbox, Serve, current_user, find_job, has_line_column, poll_every, runs,
-    signal, text,
+    Cli, EXIT_JOB, OK_JOB, Sandbox, Serve, current_user, find_job, has_line_column, poll_every,
+    runs, signal, text,
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------------
 // Job files.
-
-const OK_JOB: &str = "local job = core.job()
-function job.run()
-  core.log(\"tick\")
-  return job.OK
-end
-return job
-";
 
 /// 300 log lines of about 300 bytes per run: at a 100 ms interval, about 1 MB of events a
 /// second for a subscriber, enough to fill a socket buffer and the server's queue of a client

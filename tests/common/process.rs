@@ -15,6 +15,15 @@ use tempfile::TempDir;
 /// The `jobtop` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_jobtop");
 
+/// A job that logs `tick` and returns `job.OK`.
+pub const OK_JOB: &str = "local job = core.job()
+function job.run()
+  core.log(\"tick\")
+  return job.OK
+end
+return job
+";
+
 /// A job that logs `stopping` and returns `job.EXIT`.
 pub const EXIT_JOB: &str = "local job = core.job()
 function job.run()
